@@ -1,0 +1,1 @@
+console.log("hello from s3-deploy-pipe");

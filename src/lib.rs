@@ -1,0 +1,135 @@
+//! s3-deploy-pipe: a Bitbucket Pipe that syncs a folder to S3 the way `aws s3 sync` does and
+//! invalidates CloudFront, with credentials from Bitbucket OIDC.
+//!
+//! A deploy is a straight line, one module per stage:
+//! `config` → `credentials` → `sync` (scan, list, plan, execute) → `invalidate` → `report`.
+//! `output` is the only module that prints.
+
+#![deny(clippy::unwrap_used)]
+
+pub mod config;
+pub mod credentials;
+pub mod output;
+pub mod sync;
+
+use config::{Config, ConfigError, Env};
+use output::{Output, Redactor};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a job failed (AWS refused, an upload failed, …).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad configuration; nothing was touched.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Run the pipe with this environment on a new runtime; returns the exit code.
+pub fn main_with_env(env: Env) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("✖ could not start the async runtime: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    runtime.block_on(run(env))
+}
+
+/// Run the pipe; returns the exit code.
+pub async fn run(env: Env) -> u8 {
+    let redactor = Redactor::default();
+    let config = match Config::from_env(&env) {
+        Ok(c) => c,
+        Err(ConfigError::Invalid(problems)) => {
+            let out = Output::new(true, redactor);
+            for p in &problems {
+                out.fail(p.to_string());
+            }
+            out.fail(format!(
+                "{} pipe variable(s) need fixing; nothing was changed.",
+                problems.len()
+            ));
+            return EXIT_CONFIG;
+        }
+    };
+    for s in &config.secrets {
+        redactor.add(s);
+    }
+    output::init_tracing(config.debug, config.color, redactor.clone());
+    let out = Output::new(config.color, redactor);
+    for w in &config.warnings {
+        out.warn(w);
+    }
+    let sdk = match credentials::resolve(&config, &out).await {
+        Ok(sdk) => sdk,
+        Err(e) => {
+            out.fail(e.to_string());
+            return if e.is_config() {
+                EXIT_CONFIG
+            } else {
+                EXIT_FAILED
+            };
+        }
+    };
+    let mut failed = false;
+    if let Some(sync_cfg) = &config.sync {
+        match sync::run(&sdk, sync_cfg, config.dry_run, &out).await {
+            Ok(outcome) => {
+                failed |= !outcome.failures.is_empty();
+                report_sync(&out, &outcome);
+            }
+            Err(e) => {
+                out.fail(e.to_string());
+                return EXIT_FAILED;
+            }
+        }
+    }
+    if failed {
+        return EXIT_FAILED;
+    }
+    EXIT_OK
+}
+
+/// The sync's closing line: ✔ with the counts, or ✖ naming what failed.
+fn report_sync(out: &Output, o: &sync::SyncOutcome) {
+    let mb = o.bytes as f64 / 1_000_000.0;
+    let rate = if o.seconds > 0.0 { mb / o.seconds } else { 0.0 };
+    let counts = format!(
+        "{} uploaded, {} headers re-applied, {} unchanged, {} deleted; {} in {:.1} s ({:.2} MB/s)",
+        o.uploaded.len(),
+        o.reheadered.len(),
+        o.unchanged,
+        o.deleted.len(),
+        sync::execute::human_bytes(o.bytes),
+        o.seconds,
+        rate
+    );
+    let target = format!("s3://{}/{}", o.bucket, o.prefix);
+    if !o.failures.is_empty() {
+        let names: Vec<&str> = o.failures.iter().take(5).map(|(k, _)| k.as_str()).collect();
+        let more = if o.failures.len() > 5 { ", …" } else { "" };
+        out.fail(format!(
+            "Sync to {target} failed: {} operation(s) failed ({}{more}); {counts}",
+            o.failures.len(),
+            names.join(", ")
+        ));
+        if o.html_held_back > 0 {
+            out.fail(format!(
+                "{} HTML upload(s) held back, so that no page refers to an asset that failed to upload",
+                o.html_held_back
+            ));
+        }
+        if o.deletes_held_back > 0 {
+            out.fail(format!(
+                "{} delete(s) not done: nothing is deleted unless every upload succeeded",
+                o.deletes_held_back
+            ));
+        }
+    } else if o.dry_run {
+        out.success(format!("Dry run of {target}: would have {counts}"));
+    } else {
+        out.success(format!("Synced to {target}: {counts}"));
+    }
+}

@@ -1,0 +1,574 @@
+//! Carry out a plan: non-HTML uploads and header re-applies, then HTML uploads, then deletes.
+//!
+//! Every S3 request takes a permit from one semaphore of `MAX_CONCURRENCY` permits, so single
+//! PUTs and multipart parts share one bound. Bodies stream from disk (a part is read only when
+//! its request is sent), so memory stays bounded whatever the file sizes. A multipart upload
+//! that fails is aborted. HTML waits until every other upload succeeded; deletes wait until
+//! every upload succeeded.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
+};
+use aws_smithy_types::byte_stream::Length;
+use tokio::sync::Semaphore;
+
+use crate::config::{HeaderSettings, Verbosity};
+use crate::output::Output;
+use crate::sync::etag::{DEFAULT_PART_SIZE, part_size_for};
+use crate::sync::explain_sdk_error;
+use crate::sync::headers::{self, apply_headers};
+use crate::sync::local::LocalFile;
+use crate::sync::plan::Plan;
+
+/// Files of at least this size use a multipart upload: aws-cli's `multipart_threshold` (8 MiB),
+/// so that our ETags (`-N`) equal the ones aws-cli produces for the same file.
+pub const MULTIPART_THRESHOLD: u64 = DEFAULT_PART_SIZE;
+/// DeleteObjects takes at most 1,000 keys.
+const DELETE_BATCH: usize = 1000;
+/// How often a long sync prints a progress line.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Where and how to write.
+pub struct Target {
+    pub client: Client,
+    pub bucket: String,
+    pub prefix: String,
+    /// LOCAL_PATH as the user wrote it, for output lines.
+    pub local_display: String,
+    pub headers: HeaderSettings,
+    pub fingerprint: String,
+    pub dry_run: bool,
+    pub verbosity: Verbosity,
+    pub progress: bool,
+    pub max_concurrency: usize,
+}
+
+impl Target {
+    fn key(&self, rel: &str) -> String {
+        format!("{}{rel}", self.prefix)
+    }
+    fn s3_url(&self, rel: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.key(rel))
+    }
+    fn local_name(&self, rel: &str) -> String {
+        let base = self.local_display.trim_end_matches('/');
+        if base.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{base}/{rel}")
+        }
+    }
+}
+
+/// What was done.
+#[derive(Debug, Default)]
+pub struct Executed {
+    /// Keys (relative) uploaded, in completion order.
+    pub uploaded: Vec<String>,
+    pub reheadered: Vec<String>,
+    pub deleted: Vec<String>,
+    pub bytes: u64,
+    /// (relative key, message) of every failed operation.
+    pub failures: Vec<(String, String)>,
+    /// HTML uploads not started because an earlier upload failed.
+    pub html_held_back: usize,
+    /// Deletes not issued because an upload failed.
+    pub deletes_held_back: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Job {
+    Upload(usize),
+    Reheader(usize),
+}
+
+struct Shared {
+    target: Target,
+    files: Vec<LocalFile>,
+    permits: Semaphore,
+    out: Output,
+    done_files: AtomicU64,
+    done_bytes: AtomicU64,
+    result: Mutex<Executed>,
+}
+
+/// Carry out the plan.
+pub async fn execute(target: Target, files: Vec<LocalFile>, plan: &Plan, out: &Output) -> Executed {
+    let (first, html): (Vec<_>, Vec<_>) = plan.uploads.iter().partition(|u| !u.html);
+    let mut phase1: Vec<Job> = first.iter().map(|u| Job::Upload(u.index)).collect();
+    phase1.extend(plan.reheaders.iter().map(|&i| Job::Reheader(i)));
+    let phase2: Vec<Job> = html.iter().map(|u| Job::Upload(u.index)).collect();
+    let total_files = (phase1.len() + phase2.len()) as u64;
+    let total_bytes: u64 = plan.uploads.iter().map(|u| files[u.index].size).sum();
+    let concurrency = target.max_concurrency;
+    let shared = Arc::new(Shared {
+        permits: Semaphore::new(concurrency),
+        target,
+        files,
+        out: out.clone(),
+        done_files: AtomicU64::new(0),
+        done_bytes: AtomicU64::new(0),
+        result: Mutex::new(Executed::default()),
+    });
+
+    let ticker = (shared.target.progress
+        && shared.target.verbosity == Verbosity::Normal
+        && !shared.target.dry_run)
+        .then(|| tokio::spawn(progress(shared.clone(), total_files, total_bytes)));
+
+    run_jobs(&shared, phase1, concurrency).await;
+    let failed_first = !lock(&shared.result).failures.is_empty();
+    if failed_first {
+        lock(&shared.result).html_held_back = phase2.len();
+    } else {
+        run_jobs(&shared, phase2, concurrency).await;
+    }
+    if let Some(t) = ticker {
+        t.abort();
+    }
+
+    let failed = !lock(&shared.result).failures.is_empty();
+    if failed {
+        lock(&shared.result).deletes_held_back = plan.deletes.len();
+    } else if !plan.deletes.is_empty() {
+        delete_all(&shared, &plan.deletes).await;
+    }
+    let mut result = std::mem::take(&mut *lock(&shared.result));
+    result.bytes = shared.done_bytes.load(Ordering::Relaxed);
+    result
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn progress(shared: Arc<Shared>, total_files: u64, total_bytes: u64) {
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let files = shared.done_files.load(Ordering::Relaxed);
+        let bytes = shared.done_bytes.load(Ordering::Relaxed);
+        let secs = start.elapsed().as_secs_f64().max(0.001);
+        #[allow(clippy::cast_precision_loss)]
+        let rate = bytes as f64 / secs;
+        shared.out.info(format!(
+            "progress: {files}/{total_files} files, {} of {} ({}/s)",
+            human_bytes(bytes),
+            human_bytes(total_bytes),
+            human_bytes(rate as u64)
+        ));
+    }
+}
+
+/// `1.5 MiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    #[allow(clippy::cast_precision_loss)]
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Run jobs on `workers` tasks pulling from one queue.
+async fn run_jobs(shared: &Arc<Shared>, jobs: Vec<Job>, workers: usize) {
+    if jobs.is_empty() {
+        return;
+    }
+    let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
+    let mut set = tokio::task::JoinSet::new();
+    let n = workers.min(lock(&queue).len()).max(1);
+    for _ in 0..n {
+        let queue = queue.clone();
+        let shared = shared.clone();
+        set.spawn(async move {
+            loop {
+                let Some(job) = lock(&queue).pop_front() else {
+                    break;
+                };
+                match job {
+                    Job::Upload(i) => upload_one(&shared, i).await,
+                    Job::Reheader(i) => reheader_one(&shared, i).await,
+                }
+            }
+        });
+    }
+    while let Some(res) = set.join_next().await {
+        if let Err(e) = res {
+            lock(&shared.result)
+                .failures
+                .push(("(worker)".into(), format!("internal error: {e}")));
+        }
+    }
+}
+
+async fn upload_one(shared: &Arc<Shared>, i: usize) {
+    let t = &shared.target;
+    let f = &shared.files[i];
+    let line = format!("upload: {} to {}", t.local_name(&f.rel), t.s3_url(&f.rel));
+    if t.dry_run {
+        shared.out.line(format!("(dryrun) {line}"));
+        lock(&shared.result).uploaded.push(f.rel.clone());
+        return;
+    }
+    let h = headers::for_file(&f.rel, &t.headers, &t.fingerprint);
+    let res = if f.size >= MULTIPART_THRESHOLD {
+        upload_multipart(shared, f, &h).await
+    } else {
+        upload_single(shared, f, &h).await
+    };
+    match res {
+        Ok(()) => {
+            shared.done_files.fetch_add(1, Ordering::Relaxed);
+            shared.done_bytes.fetch_add(f.size, Ordering::Relaxed);
+            if t.verbosity == Verbosity::Normal {
+                shared.out.line(&line);
+            }
+            lock(&shared.result).uploaded.push(f.rel.clone());
+        }
+        Err(msg) => {
+            if t.verbosity >= Verbosity::OnlyErrors {
+                shared.out.error_line(format!(
+                    "upload failed: {} to {} {msg}",
+                    t.local_name(&f.rel),
+                    t.s3_url(&f.rel)
+                ));
+            }
+            lock(&shared.result).failures.push((f.rel.clone(), msg));
+        }
+    }
+}
+
+async fn upload_single(
+    shared: &Shared,
+    f: &LocalFile,
+    h: &headers::ObjectHeaders,
+) -> Result<(), String> {
+    let t = &shared.target;
+    let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
+    let body = ByteStream::read_from()
+        .path(&f.path)
+        .length(Length::Exact(f.size))
+        .build()
+        .await
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    let req = t
+        .client
+        .put_object()
+        .bucket(&t.bucket)
+        .key(t.key(&f.rel))
+        .body(body)
+        .content_length(size_i64(f.size));
+    apply_headers!(req, h)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            explain_sdk_error(
+                "put",
+                &t.bucket,
+                Some(&t.key(&f.rel)),
+                t.headers.acl.is_some(),
+                &e,
+            )
+        })
+}
+
+fn size_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+async fn upload_multipart(
+    shared: &Arc<Shared>,
+    f: &LocalFile,
+    h: &headers::ObjectHeaders,
+) -> Result<(), String> {
+    let t = &shared.target;
+    let key = t.key(&f.rel);
+    let create = {
+        let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
+        let req = t
+            .client
+            .create_multipart_upload()
+            .bucket(&t.bucket)
+            .key(&key);
+        apply_headers!(req, h).send().await.map_err(|e| {
+            explain_sdk_error("put", &t.bucket, Some(&key), t.headers.acl.is_some(), &e)
+        })?
+    };
+    let Some(upload_id) = create.upload_id().map(str::to_string) else {
+        return Err("CreateMultipartUpload returned no upload ID".into());
+    };
+    let part_size = part_size_for(f.size);
+    let parts = f.size.div_ceil(part_size).max(1);
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..parts {
+        let shared = shared.clone();
+        let path = f.path.clone();
+        let key = key.clone();
+        let upload_id = upload_id.clone();
+        let offset = n * part_size;
+        let len = part_size.min(f.size - offset);
+        set.spawn(async move {
+            let t = &shared.target;
+            let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
+            let body = ByteStream::read_from()
+                .path(&path)
+                .offset(offset)
+                .length(Length::Exact(len))
+                .build()
+                .await
+                .map_err(|e| format!("cannot read the file: {e}"))?;
+            let part_number = i32::try_from(n + 1).unwrap_or(i32::MAX);
+            let resp = t
+                .client
+                .upload_part()
+                .bucket(&t.bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .part_number(part_number)
+                .content_length(size_i64(len))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| explain_sdk_error("put", &t.bucket, Some(&key), false, &e))?;
+            Ok::<_, String>(
+                CompletedPart::builder()
+                    .part_number(part_number)
+                    .set_e_tag(resp.e_tag().map(str::to_string))
+                    .build(),
+            )
+        });
+    }
+    let mut completed = Vec::with_capacity(usize::try_from(parts).unwrap_or(0));
+    let mut error = None;
+    while let Some(res) = set.join_next().await {
+        match res {
+            Ok(Ok(part)) => completed.push(part),
+            Ok(Err(e)) => {
+                if error.is_none() {
+                    error = Some(e);
+                    set.abort_all();
+                }
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => error = error.or(Some(format!("internal error: {e}"))),
+        }
+    }
+    let result = match error {
+        Some(e) => Err(e),
+        None => {
+            completed.sort_by_key(|p| p.part_number());
+            let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
+            t.client
+                .complete_multipart_upload()
+                .bucket(&t.bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(completed))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| explain_sdk_error("put", &t.bucket, Some(&key), false, &e))
+        }
+    };
+    if result.is_err() {
+        abort_upload(t, &key, &upload_id).await;
+    }
+    result
+}
+
+/// Abort a multipart upload so that no parts are left behind (and billed).
+async fn abort_upload(t: &Target, key: &str, upload_id: &str) {
+    let res = t
+        .client
+        .abort_multipart_upload()
+        .bucket(&t.bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await;
+    if let Err(e) = res {
+        tracing::warn!(key, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "abort multipart upload failed");
+    }
+}
+
+/// Percent-encode a key for `x-amz-copy-source`, keeping `/`.
+fn encode_copy_source(bucket: &str, key: &str) -> String {
+    let mut out = format!("{bucket}/");
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn reheader_one(shared: &Arc<Shared>, i: usize) {
+    let t = &shared.target;
+    let f = &shared.files[i];
+    let key = t.key(&f.rel);
+    let line = format!("update headers: {}", t.s3_url(&f.rel));
+    if t.dry_run {
+        shared.out.line(format!("(dryrun) {line}"));
+        lock(&shared.result).reheadered.push(f.rel.clone());
+        return;
+    }
+    let h = headers::for_file(&f.rel, &t.headers, &t.fingerprint);
+    let res = {
+        let _permit = shared.permits.acquire().await;
+        let req = t
+            .client
+            .copy_object()
+            .bucket(&t.bucket)
+            .key(&key)
+            .copy_source(encode_copy_source(&t.bucket, &key))
+            .metadata_directive(MetadataDirective::Replace);
+        apply_headers!(req, &h).send().await
+    };
+    match res {
+        Ok(_) => {
+            shared.done_files.fetch_add(1, Ordering::Relaxed);
+            if t.verbosity == Verbosity::Normal {
+                shared.out.line(&line);
+            }
+            lock(&shared.result).reheadered.push(f.rel.clone());
+        }
+        Err(e) => {
+            let msg = explain_sdk_error("copy", &t.bucket, Some(&key), t.headers.acl.is_some(), &e);
+            if t.verbosity >= Verbosity::OnlyErrors {
+                shared
+                    .out
+                    .error_line(format!("update headers failed: {} {msg}", t.s3_url(&f.rel)));
+            }
+            lock(&shared.result).failures.push((f.rel.clone(), msg));
+        }
+    }
+}
+
+async fn delete_all(shared: &Arc<Shared>, rels: &[String]) {
+    let t = &shared.target;
+    for batch in rels.chunks(DELETE_BATCH) {
+        if t.dry_run {
+            for rel in batch {
+                shared
+                    .out
+                    .line(format!("(dryrun) delete: {}", t.s3_url(rel)));
+            }
+            lock(&shared.result).deleted.extend(batch.iter().cloned());
+            continue;
+        }
+        let objects: Result<Vec<_>, _> = batch
+            .iter()
+            .map(|rel| ObjectIdentifier::builder().key(t.key(rel)).build())
+            .collect();
+        let delete =
+            objects.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build());
+        let delete = match delete {
+            Ok(d) => d,
+            Err(e) => {
+                lock(&shared.result)
+                    .failures
+                    .push(("(delete)".into(), e.to_string()));
+                return;
+            }
+        };
+        let res = {
+            let _permit = shared.permits.acquire().await;
+            t.client
+                .delete_objects()
+                .bucket(&t.bucket)
+                .delete(delete)
+                .send()
+                .await
+        };
+        match res {
+            Ok(resp) => {
+                let failed: std::collections::HashSet<&str> =
+                    resp.errors().iter().filter_map(|e| e.key()).collect();
+                for err in resp.errors() {
+                    let key = err.key().unwrap_or("?");
+                    let msg = match err.code() {
+                        Some("AccessDenied") => format!(
+                            "access denied: allow s3:DeleteObject on arn:aws:s3:::{}/{key}",
+                            t.bucket
+                        ),
+                        _ => format!(
+                            "{}: {}",
+                            err.code().unwrap_or("error"),
+                            err.message().unwrap_or("")
+                        ),
+                    };
+                    shared
+                        .out
+                        .error_line(format!("delete failed: s3://{}/{key} {msg}", t.bucket));
+                    lock(&shared.result).failures.push((
+                        key.strip_prefix(t.prefix.as_str())
+                            .unwrap_or(key)
+                            .to_string(),
+                        msg,
+                    ));
+                }
+                for rel in batch {
+                    if !failed.contains(t.key(rel).as_str()) {
+                        if t.verbosity == Verbosity::Normal {
+                            shared.out.line(format!("delete: {}", t.s3_url(rel)));
+                        }
+                        lock(&shared.result).deleted.push(rel.clone());
+                    }
+                }
+            }
+            Err(e) => {
+                let msg = explain_sdk_error("delete", &t.bucket, None, false, &e);
+                shared.out.error_line(format!(
+                    "delete failed: {} objects under s3://{}/{} {msg}",
+                    batch.len(),
+                    t.bucket,
+                    t.prefix
+                ));
+                lock(&shared.result).failures.push(("(delete)".into(), msg));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_source_is_percent_encoded_but_slashes() {
+        assert_eq!(
+            encode_copy_source("b", "a b/ü+%#?.txt"),
+            "b/a%20b/%C3%BC%2B%25%23%3F.txt"
+        );
+    }
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(20 * 1024 * 1024), "20.0 MiB");
+    }
+}

@@ -1,0 +1,233 @@
+//! Walk LOCAL_PATH: follow symlinks as aws-cli does, apply the filters, stat every file.
+//!
+//! Hidden files are included. Symlinks are followed by default; a link that leads outside
+//! LOCAL_PATH is skipped with a warning unless `FOLLOW_SYMLINKS=true`; loops, broken links,
+//! unreadable files, special files and names that are not UTF-8 are skipped with a warning.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use walkdir::WalkDir;
+
+use crate::config::SymlinkPolicy;
+use crate::sync::filter::Filters;
+
+/// One local file to consider.
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    /// Path relative to LOCAL_PATH with `/` separators: the key below the prefix.
+    pub rel: String,
+    /// Where to read it.
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime: SystemTime,
+}
+
+/// The scan's result: files sorted by `rel`, and the warnings to print.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub files: Vec<LocalFile>,
+    pub warnings: Vec<String>,
+    /// Relative paths of files that exist but were skipped, and of skipped folders (ending in
+    /// `/`): their remote keys must never be deleted.
+    pub skipped: Vec<String>,
+}
+
+/// Walk `root`. `root` must be a directory (config checked it).
+pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
+    let mut out = Scan::default();
+    let canonical_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let walker = WalkDir::new(root)
+        .follow_links(symlinks != SymlinkPolicy::Never)
+        .sort_by_file_name();
+    let mut it = walker.into_iter();
+    while let Some(entry) = it.next() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                let path = err
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| root.display().to_string());
+                let why = if err.loop_ancestor().is_some() {
+                    "symlink loop".to_string()
+                } else if err.io_error().map(|e| e.kind()) == Some(std::io::ErrorKind::NotFound) {
+                    "broken symlink".to_string()
+                } else {
+                    err.io_error()
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| err.to_string())
+                };
+                out.warnings.push(format!("Skipping {path}: {why}"));
+                if let Some(rel) = err.path().and_then(|p| rel_key(root, p)) {
+                    out.skipped.push(rel);
+                }
+                continue;
+            }
+        };
+        if entry.depth() == 0 {
+            continue;
+        }
+        let path = entry.path();
+        if entry.path_is_symlink() {
+            if symlinks == SymlinkPolicy::Never {
+                continue;
+            }
+            if symlinks == SymlinkPolicy::FollowInside {
+                let inside = std::fs::canonicalize(path)
+                    .map(|target| target.starts_with(&canonical_root))
+                    .unwrap_or(false);
+                if !inside {
+                    out.warnings.push(format!(
+                        "Skipping {}: symlink points outside LOCAL_PATH (set FOLLOW_SYMLINKS=true to follow it)",
+                        path.display()
+                    ));
+                    if let Some(rel) = rel_key(root, path) {
+                        let dir = entry.file_type().is_dir();
+                        out.skipped.push(if dir { format!("{rel}/") } else { rel });
+                    }
+                    if entry.file_type().is_dir() {
+                        it.skip_current_dir();
+                    }
+                    continue;
+                }
+            }
+        }
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        if !ft.is_file() {
+            out.warnings.push(format!(
+                "Skipping {}: not a regular file (socket, fifo or device)",
+                path.display()
+            ));
+            out.skipped.extend(rel_key(root, path));
+            continue;
+        }
+        let Some(rel) = rel_key(root, path) else {
+            out.warnings.push(format!(
+                "Skipping {}: the name is not valid UTF-8, so it cannot be an S3 key",
+                path.display()
+            ));
+            continue;
+        };
+        if !filters.is_included(&rel) {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) => {
+                out.warnings
+                    .push(format!("Skipping {}: {e}", path.display()));
+                continue;
+            }
+        };
+        if let Err(e) = std::fs::File::open(path) {
+            out.warnings.push(format!(
+                "Skipping {}: file is not readable ({e})",
+                path.display()
+            ));
+            out.skipped.push(rel);
+            continue;
+        }
+        out.files.push(LocalFile {
+            rel,
+            path: path.to_path_buf(),
+            size: meta.len(),
+            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        });
+    }
+    out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out
+}
+
+/// `root/a/b.css` → `a/b.css`.
+fn rel_key(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut key = String::new();
+    for (i, c) in rel.components().enumerate() {
+        if i > 0 {
+            key.push('/');
+        }
+        key.push_str(c.as_os_str().to_str()?);
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::filter::{FilterKind, FilterRule};
+
+    fn write(root: &Path, rel: &str, body: &[u8]) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    }
+
+    #[test]
+    fn hidden_empty_and_nested_files_are_included() {
+        let dir = tempfile::tempdir().expect("tmp");
+        write(dir.path(), ".well-known/security.txt", b"x");
+        write(dir.path(), ".htaccess", b"");
+        write(dir.path(), "a/b c/ü+%#.css", b"body");
+        let s = scan(dir.path(), SymlinkPolicy::FollowInside, &Filters::default());
+        let rels: Vec<_> = s.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(
+            rels,
+            vec![".htaccess", ".well-known/security.txt", "a/b c/ü+%#.css"]
+        );
+        assert_eq!(s.files[0].size, 0);
+        assert!(s.warnings.is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_inside_followed_outside_skipped_loops_and_broken_warned() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().expect("tmp");
+        write(outside.path(), "secret.txt", b"s");
+        let dir = tempfile::tempdir().expect("tmp");
+        write(dir.path(), "real/a.txt", b"a");
+        symlink(dir.path().join("real"), dir.path().join("linked")).expect("link");
+        symlink(
+            outside.path().join("secret.txt"),
+            dir.path().join("escape.txt"),
+        )
+        .expect("link");
+        symlink(dir.path().join("nope"), dir.path().join("broken")).expect("link");
+        symlink(dir.path(), dir.path().join("real/loop")).expect("link");
+        let s = scan(dir.path(), SymlinkPolicy::FollowInside, &Filters::default());
+        let rels: Vec<_> = s.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels, vec!["linked/a.txt", "real/a.txt"]);
+        let w = s.warnings.join("\n");
+        assert!(
+            w.contains("escape.txt: symlink points outside LOCAL_PATH"),
+            "{w}"
+        );
+        assert!(w.contains("broken"), "{w}");
+        assert!(w.contains("loop"), "{w}");
+
+        let all = scan(dir.path(), SymlinkPolicy::FollowAll, &Filters::default());
+        assert!(all.files.iter().any(|f| f.rel == "escape.txt"));
+        let none = scan(dir.path(), SymlinkPolicy::Never, &Filters::default());
+        let rels: Vec<_> = none.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels, vec!["real/a.txt"]);
+    }
+
+    #[test]
+    fn filters_apply_to_relative_paths() {
+        let dir = tempfile::tempdir().expect("tmp");
+        write(dir.path(), "a.map", b"m");
+        write(dir.path(), "js/a.js", b"j");
+        let f = Filters::new(&[FilterRule {
+            kind: FilterKind::Exclude,
+            pattern: "*.map".into(),
+        }])
+        .expect("filters");
+        let s = scan(dir.path(), SymlinkPolicy::FollowInside, &f);
+        assert_eq!(s.files.len(), 1);
+        assert_eq!(s.files[0].rel, "js/a.js");
+    }
+}

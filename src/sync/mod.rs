@@ -1,0 +1,353 @@
+//! The S3 sync, `aws s3 sync` semantics: scan → list (with hashing alongside) → plan → execute.
+
+pub mod compare;
+pub mod etag;
+pub mod execute;
+pub mod filter;
+pub mod headers;
+pub mod local;
+pub mod plan;
+pub mod remote;
+
+use std::time::Instant;
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::config::{CompareMode, SyncConfig};
+use crate::output::Output;
+use etag::LocalDigest;
+use execute::{MULTIPART_THRESHOLD, Target};
+use local::LocalFile;
+use plan::{GuardError, PlanInput};
+use remote::RemoteObject;
+
+/// Errors that stop the sync before or while it writes.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// An S3 call failed; the message names the fix.
+    #[error("{0}")]
+    Aws(String),
+    /// A safety guard refused the plan; nothing was written.
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+}
+
+impl SyncError {
+    fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+        op: &str,
+        bucket: &str,
+        key: Option<&str>,
+        err: SdkError<E, R>,
+    ) -> SyncError {
+        SyncError::Aws(explain_sdk_error(op, bucket, key, false, &err))
+    }
+}
+
+/// Turn an S3 error into a message that names the missing permission or the fix.
+pub(crate) fn explain_sdk_error<E, R>(
+    op: &str,
+    bucket: &str,
+    key: Option<&str>,
+    acl: bool,
+    err: &SdkError<E, R>,
+) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
+    let detail = match err.as_service_error() {
+        Some(e) => format!(
+            "{}: {}",
+            e.code().unwrap_or("error"),
+            e.message().unwrap_or("")
+        ),
+        None => DisplayErrorContext(err).to_string(),
+    };
+    let resource = match key {
+        Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
+        None => format!("arn:aws:s3:::{bucket}"),
+    };
+    match (code, op) {
+        ("NoSuchBucket", _) => {
+            format!("bucket {bucket:?} does not exist ({detail}): create it, or fix S3_BUCKET")
+        }
+        ("AccessDenied", "list") => format!(
+            "access denied listing the bucket ({detail}): allow s3:ListBucket on arn:aws:s3:::{bucket} for this role or user"
+        ),
+        ("AccessDenied", "put") if acl => format!(
+            "access denied ({detail}): allow s3:PutObject and s3:PutObjectAcl (ACL is set) on {resource}"
+        ),
+        ("AccessDenied", "put") => {
+            format!("access denied ({detail}): allow s3:PutObject on {resource}")
+        }
+        ("AccessDenied", "copy") => format!(
+            "access denied ({detail}): allow s3:GetObject and s3:PutObject{} on {resource}",
+            if acl { " and s3:PutObjectAcl" } else { "" }
+        ),
+        ("AccessDenied", "delete") => {
+            format!("access denied ({detail}): allow s3:DeleteObject on arn:aws:s3:::{bucket}/*")
+        }
+        ("AccessDenied", "head") => {
+            format!("access denied ({detail}): allow s3:GetObject on {resource}")
+        }
+        _ => detail,
+    }
+}
+
+/// What the sync did (or, in a dry run, would do).
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    pub bucket: String,
+    pub prefix: String,
+    /// Full keys.
+    pub uploaded: Vec<String>,
+    pub reheadered: Vec<String>,
+    pub deleted: Vec<String>,
+    pub unchanged: usize,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub not_md5: usize,
+    pub dry_run: bool,
+    pub warnings: usize,
+    /// (relative key, message) of every failed operation: non-empty means exit 1.
+    pub failures: Vec<(String, String)>,
+    pub html_held_back: usize,
+    pub deletes_held_back: usize,
+}
+
+impl SyncOutcome {
+    /// Every key whose content or headers changed: what `PATHS=changed` invalidates.
+    pub fn changed_keys(&self) -> impl Iterator<Item = &String> {
+        self.uploaded
+            .iter()
+            .chain(&self.reheadered)
+            .chain(&self.deleted)
+    }
+}
+
+/// The S3 client for the sync.
+///
+/// Request checksums are sent only where S3 requires them: plain `Content-Length` bodies work
+/// with every S3-compatible store, and single-part ETags (MD5) already let us verify content.
+pub fn s3_client(sdk: &SdkConfig, force_path_style: bool) -> Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(force_path_style)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// Hash files on all cores, off the async threads. `jobs`: (index, part sizes).
+fn hash_files(files: &[LocalFile], jobs: Vec<(usize, Vec<u64>)>) -> Vec<(usize, LocalDigest)> {
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(jobs.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(jobs.len()));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut mine = Vec::new();
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((i, parts)) = jobs.get(k) else { break };
+                    // An unreadable file gets no digest: it then counts as changed, and its
+                    // upload reports the read error.
+                    if let Ok((d, _)) = etag::digest_file(&files[*i].path, parts) {
+                        mine.push((*i, d));
+                    }
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(mine);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Run the sync.
+pub async fn run(
+    sdk: &SdkConfig,
+    cfg: &SyncConfig,
+    dry_run: bool,
+    out: &Output,
+) -> Result<SyncOutcome, SyncError> {
+    let start = Instant::now();
+    let client = s3_client(sdk, cfg.force_path_style);
+    let target_url = format!("s3://{}/{}", cfg.bucket, cfg.prefix);
+    out.info(format!(
+        "Syncing {} to {target_url}{}",
+        cfg.local_display,
+        if dry_run { " (dry run)" } else { "" }
+    ));
+
+    let root = cfg.local_path.clone();
+    let (symlinks, filters) = (cfg.symlinks, cfg.filters.clone());
+    let scan = tokio::task::spawn_blocking(move || local::scan(&root, symlinks, &filters))
+        .await
+        .map_err(|e| SyncError::Aws(format!("internal error while scanning: {e}")))?;
+    for w in &scan.warnings {
+        out.warn(w);
+    }
+    let files = std::sync::Arc::new(scan.files);
+
+    // Hash the small files while the listing runs (checksum mode): most sites are small files,
+    // and by the time the listing is back their MD5s are ready.
+    let prehash = if cfg.compare == CompareMode::Checksum {
+        let files = files.clone();
+        Some(tokio::task::spawn_blocking(move || {
+            let jobs = files
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.size < MULTIPART_THRESHOLD)
+                .map(|(i, _)| (i, Vec::new()))
+                .collect();
+            hash_files(&files, jobs)
+        }))
+    } else {
+        None
+    };
+    let remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await?;
+    let mut digests: Vec<Option<LocalDigest>> = vec![None; files.len()];
+    if let Some(h) = prehash {
+        for (i, d) in h
+            .await
+            .map_err(|e| SyncError::Aws(format!("internal error while hashing: {e}")))?
+        {
+            digests[i] = Some(d);
+        }
+    }
+    // Large files are hashed only when a same-size object exists, with the part sizes its
+    // multipart ETag asks for.
+    let late_jobs = needed_late_digests(cfg.compare, &files, &remote, &digests);
+    if !late_jobs.is_empty() {
+        let files2 = files.clone();
+        let late = tokio::task::spawn_blocking(move || hash_files(&files2, late_jobs))
+            .await
+            .map_err(|e| SyncError::Aws(format!("internal error while hashing: {e}")))?;
+        for (i, d) in late {
+            digests[i] = Some(d);
+        }
+    }
+
+    let mut the_plan = plan::plan(&PlanInput {
+        local: &files,
+        remote: &remote,
+        digests: &digests,
+        mode: cfg.compare,
+        delete: cfg.delete,
+        filters: &cfg.filters,
+        protected: &scan.skipped,
+    });
+    the_plan.check_guards(files.len(), remote.len(), cfg.delete, cfg.max_delete)?;
+
+    let fingerprint = headers::fingerprint(&cfg.headers);
+    if let Some(&sample) = the_plan.unchanged.first() {
+        let key = format!("{}{}", cfg.prefix, files[sample].rel);
+        let head = client
+            .head_object()
+            .bucket(&cfg.bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| SyncError::from_sdk("head", &cfg.bucket, Some(&key), e))?;
+        let theirs = head
+            .metadata()
+            .and_then(|m| m.get(headers::FINGERPRINT_KEY))
+            .map(String::as_str);
+        if theirs != Some(fingerprint.as_str()) {
+            out.info(format!(
+                "Header settings changed since the last deploy: re-applying headers to {} unchanged object(s) without re-uploading",
+                the_plan.unchanged.len()
+            ));
+            the_plan.mark_headers_stale(&files);
+        }
+    }
+    if the_plan.not_md5 > 0 {
+        out.info(format!(
+            "{} object(s) have ETags that are not MD5s (SSE-KMS, SSE-C or the store's own form): they count as changed",
+            the_plan.not_md5
+        ));
+    }
+    out.info(format!(
+        "Plan: {} to upload, {} to re-header, {} unchanged, {} to delete ({} local files, {} remote objects)",
+        the_plan.uploads.len(),
+        the_plan.reheaders.len(),
+        the_plan.unchanged.len(),
+        the_plan.deletes.len(),
+        files.len(),
+        remote.len()
+    ));
+
+    let target = Target {
+        client,
+        bucket: cfg.bucket.clone(),
+        prefix: cfg.prefix.clone(),
+        local_display: cfg.local_display.clone(),
+        headers: cfg.headers.clone(),
+        fingerprint,
+        dry_run,
+        verbosity: cfg.verbosity,
+        progress: cfg.progress,
+        max_concurrency: cfg.max_concurrency,
+    };
+    let files_vec = std::sync::Arc::try_unwrap(files).unwrap_or_else(|a| (*a).clone());
+    let done = execute::execute(target, files_vec, &the_plan, out).await;
+
+    let full = |rel: &String| format!("{}{rel}", cfg.prefix);
+    let outcome = SyncOutcome {
+        bucket: cfg.bucket.clone(),
+        prefix: cfg.prefix.clone(),
+        uploaded: done.uploaded.iter().map(full).collect(),
+        reheadered: done.reheadered.iter().map(full).collect(),
+        deleted: done.deleted.iter().map(full).collect(),
+        unchanged: the_plan.unchanged.len(),
+        bytes: done.bytes,
+        seconds: start.elapsed().as_secs_f64(),
+        not_md5: the_plan.not_md5,
+        dry_run,
+        warnings: scan.warnings.len(),
+        failures: done.failures,
+        html_held_back: done.html_held_back,
+        deletes_held_back: done.deletes_held_back,
+    };
+    Ok(outcome)
+}
+
+fn needed_late_digests(
+    mode: CompareMode,
+    files: &[LocalFile],
+    remote: &[RemoteObject],
+    digests: &[Option<LocalDigest>],
+) -> Vec<(usize, Vec<u64>)> {
+    let mut jobs = Vec::new();
+    let mut j = 0;
+    for (i, f) in files.iter().enumerate() {
+        while j < remote.len() && remote[j].rel.as_str() < f.rel.as_str() {
+            j += 1;
+        }
+        let Some(r) = remote.get(j).filter(|r| r.rel == f.rel) else {
+            continue;
+        };
+        let Some(parts) = compare::digest_needed(mode, f, r) else {
+            continue;
+        };
+        if digests[i].is_none() || !parts.is_empty() {
+            jobs.push((i, parts));
+        }
+    }
+    jobs
+}

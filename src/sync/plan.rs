@@ -1,0 +1,474 @@
+//! The plan: a pure function from (local files, remote objects, digests, settings) to what to
+//! upload, re-header, leave alone and delete. No network, no file system: unit-tested by tables.
+
+use crate::config::CompareMode;
+use crate::sync::compare::{self, Reason, Verdict};
+use crate::sync::etag::LocalDigest;
+use crate::sync::filter::Filters;
+use crate::sync::headers;
+use crate::sync::local::LocalFile;
+use crate::sync::remote::RemoteObject;
+
+/// CopyObject copies at most 5 GiB; larger objects are re-uploaded to change their headers.
+const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Everything the plan depends on.
+pub struct PlanInput<'a> {
+    /// Sorted by `rel`.
+    pub local: &'a [LocalFile],
+    /// Sorted by `rel`.
+    pub remote: &'a [RemoteObject],
+    /// Aligned with `local`: the digest where one was computed.
+    pub digests: &'a [Option<LocalDigest>],
+    pub mode: CompareMode,
+    pub delete: bool,
+    pub filters: &'a Filters,
+    /// Relative paths of local files that exist but were skipped (unreadable, …): never deleted.
+    pub protected: &'a [String],
+}
+
+/// One planned upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Index into the local files.
+    pub index: usize,
+    pub reason: Reason,
+    pub html: bool,
+}
+
+/// What the sync will do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Non-HTML first, then HTML; by key within each group.
+    pub uploads: Vec<Upload>,
+    /// Indexes of unchanged local files whose headers must be re-applied (CopyObject).
+    pub reheaders: Vec<usize>,
+    /// Indexes of unchanged local files.
+    pub unchanged: Vec<usize>,
+    /// Remote keys (relative to the prefix) to delete, sorted.
+    pub deletes: Vec<String>,
+    /// Remote objects whose ETag could not be an MD5 (counted as changed).
+    pub not_md5: usize,
+}
+
+/// Why the plan must not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error(
+        "LOCAL_PATH has no files to upload and deletes are on: this would delete all {remote} objects under the target. Check the build output folder, or turn DELETE_FLAG off"
+    )]
+    EmptySource { remote: usize },
+    #[error(
+        "this run would delete {deletes} objects, more than MAX_DELETE={max}: nothing was changed. Check LOCAL_PATH and the filters, or raise MAX_DELETE"
+    )]
+    TooManyDeletes { deletes: usize, max: u64 },
+}
+
+/// Compute the plan. Pure.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let mut out = Plan::default();
+    let mut uploads_html = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    let (local, remote) = (input.local, input.remote);
+    while i < local.len() || j < remote.len() {
+        let ord = match (local.get(i), remote.get(j)) {
+            (Some(l), Some(r)) => l.rel.as_str().cmp(r.rel.as_str()),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, _) => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Less => {
+                push_upload(
+                    &mut out.uploads,
+                    &mut uploads_html,
+                    i,
+                    Reason::New,
+                    &local[i],
+                );
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                let r = &remote[j];
+                if input.delete
+                    && input.filters.is_included(&r.rel)
+                    && !is_protected(input.protected, &r.rel)
+                {
+                    out.deletes.push(r.rel.clone());
+                }
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let digest = input.digests.get(i).and_then(Option::as_ref);
+                match compare::compare(input.mode, &local[i], &remote[j], digest) {
+                    Verdict::Same => out.unchanged.push(i),
+                    Verdict::Upload(reason) => {
+                        if reason == Reason::EtagNotMd5 {
+                            out.not_md5 += 1;
+                        }
+                        push_upload(&mut out.uploads, &mut uploads_html, i, reason, &local[i]);
+                    }
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.uploads.extend(uploads_html);
+    out
+}
+
+/// A key is protected when its local file was skipped, or it lies below a skipped folder.
+fn is_protected(protected: &[String], rel: &str) -> bool {
+    protected
+        .iter()
+        .any(|p| p == rel || (p.ends_with('/') && rel.starts_with(p.as_str())))
+}
+
+fn push_upload(
+    rest: &mut Vec<Upload>,
+    html: &mut Vec<Upload>,
+    index: usize,
+    reason: Reason,
+    f: &LocalFile,
+) {
+    let is_html = headers::is_html(&f.rel);
+    let up = Upload {
+        index,
+        reason,
+        html: is_html,
+    };
+    if is_html {
+        html.push(up)
+    } else {
+        rest.push(up)
+    }
+}
+
+impl Plan {
+    /// The header settings changed: every unchanged object gets its headers re-applied.
+    /// Objects above CopyObject's 5 GiB limit are re-uploaded instead. Pure.
+    pub fn mark_headers_stale(&mut self, local: &[LocalFile]) {
+        let unchanged = std::mem::take(&mut self.unchanged);
+        let mut big = Vec::new();
+        for i in unchanged {
+            if local[i].size > COPY_LIMIT {
+                big.push(i);
+            } else {
+                self.reheaders.push(i);
+            }
+        }
+        if !big.is_empty() {
+            let mut html = Vec::new();
+            let mut rest = Vec::new();
+            for i in big {
+                push_upload(&mut rest, &mut html, i, Reason::ContentDiffers, &local[i]);
+            }
+            // Keep the order: non-HTML before HTML.
+            let split = self
+                .uploads
+                .iter()
+                .position(|u| u.html)
+                .unwrap_or(self.uploads.len());
+            self.uploads.splice(split..split, rest);
+            self.uploads.extend(html);
+        }
+    }
+
+    /// The safety guards, checked before anything is touched.
+    pub fn check_guards(
+        &self,
+        local_files: usize,
+        remote_objects: usize,
+        delete: bool,
+        max_delete: Option<u64>,
+    ) -> Result<(), GuardError> {
+        if delete && local_files == 0 && remote_objects > 0 {
+            return Err(GuardError::EmptySource {
+                remote: remote_objects,
+            });
+        }
+        if let Some(max) = max_delete
+            && self.deletes.len() as u64 > max
+        {
+            return Err(GuardError::TooManyDeletes {
+                deletes: self.deletes.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::filter::{FilterKind, FilterRule};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn lf(rel: &str, size: u64, mtime: u64) -> LocalFile {
+        LocalFile {
+            rel: rel.into(),
+            path: rel.into(),
+            size,
+            mtime: UNIX_EPOCH + Duration::from_secs(mtime),
+        }
+    }
+    fn ro(rel: &str, size: u64, etag: &str, lm: i64) -> RemoteObject {
+        RemoteObject {
+            rel: rel.into(),
+            size,
+            etag: etag.into(),
+            last_modified: lm,
+        }
+    }
+    fn digest(md5: &str) -> Option<LocalDigest> {
+        Some(LocalDigest {
+            md5: md5.into(),
+            multipart: vec![],
+        })
+    }
+    const A: &str = "0cc175b9c0f1b6a831c399e269772661";
+    const B: &str = "92eb5ffee6ae2fec3ad71c777531578f";
+
+    struct Case {
+        name: &'static str,
+        mode: CompareMode,
+        local: Vec<LocalFile>,
+        digests: Vec<Option<LocalDigest>>,
+        remote: Vec<RemoteObject>,
+        delete: bool,
+        uploads: Vec<(&'static str, Reason)>,
+        unchanged: Vec<&'static str>,
+        deletes: Vec<&'static str>,
+    }
+
+    #[test]
+    fn plan_table() {
+        let cases = vec![
+            Case {
+                name: "first sync",
+                mode: CompareMode::Checksum,
+                local: vec![lf("a.css", 1, 0), lf("index.html", 1, 0)],
+                digests: vec![None, None],
+                remote: vec![],
+                delete: false,
+                uploads: vec![("a.css", Reason::New), ("index.html", Reason::New)],
+                unchanged: vec![],
+                deletes: vec![],
+            },
+            Case {
+                name: "html goes last whatever the key order",
+                mode: CompareMode::Checksum,
+                local: vec![lf("a.html", 1, 0), lf("z.js", 1, 0)],
+                digests: vec![None, None],
+                remote: vec![],
+                delete: false,
+                uploads: vec![("z.js", Reason::New), ("a.html", Reason::New)],
+                unchanged: vec![],
+                deletes: vec![],
+            },
+            Case {
+                name: "checksum: fresh mtimes, same content -> nothing",
+                mode: CompareMode::Checksum,
+                local: vec![lf("a", 1, 9_999_999)],
+                digests: vec![digest(A)],
+                remote: vec![ro("a", 1, A, 10)],
+                delete: false,
+                uploads: vec![],
+                unchanged: vec!["a"],
+                deletes: vec![],
+            },
+            Case {
+                name: "checksum: same size other content",
+                mode: CompareMode::Checksum,
+                local: vec![lf("a", 1, 0)],
+                digests: vec![digest(B)],
+                remote: vec![ro("a", 1, A, 10)],
+                delete: false,
+                uploads: vec![("a", Reason::ContentDiffers)],
+                unchanged: vec![],
+                deletes: vec![],
+            },
+            Case {
+                name: "checksum: size differs",
+                mode: CompareMode::Checksum,
+                local: vec![lf("a", 2, 0)],
+                digests: vec![None],
+                remote: vec![ro("a", 1, A, 10)],
+                delete: false,
+                uploads: vec![("a", Reason::SizeDiffers)],
+                unchanged: vec![],
+                deletes: vec![],
+            },
+            Case {
+                name: "checksum: non-md5 etag",
+                mode: CompareMode::Checksum,
+                local: vec![lf("a", 1, 0)],
+                digests: vec![None],
+                remote: vec![ro("a", 1, "kms-opaque", 10)],
+                delete: false,
+                uploads: vec![("a", Reason::EtagNotMd5)],
+                unchanged: vec![],
+                deletes: vec![],
+            },
+            Case {
+                name: "size-and-mtime: newer local uploads",
+                mode: CompareMode::SizeAndMtime,
+                local: vec![lf("a", 1, 11)],
+                digests: vec![None],
+                remote: vec![ro("a", 1, A, 10)],
+                delete: false,
+                uploads: vec![("a", Reason::Newer)],
+                unchanged: vec![],
+                deletes: vec![],
+            },
+            Case {
+                name: "size-and-mtime: older local skips",
+                mode: CompareMode::SizeAndMtime,
+                local: vec![lf("a", 1, 9)],
+                digests: vec![None],
+                remote: vec![ro("a", 1, A, 10)],
+                delete: false,
+                uploads: vec![],
+                unchanged: vec!["a"],
+                deletes: vec![],
+            },
+            Case {
+                name: "size-only misses a same-size edit",
+                mode: CompareMode::SizeOnly,
+                local: vec![lf("a", 1, 99)],
+                digests: vec![digest(B)],
+                remote: vec![ro("a", 1, A, 10)],
+                delete: false,
+                uploads: vec![],
+                unchanged: vec!["a"],
+                deletes: vec![],
+            },
+            Case {
+                name: "deletes only with delete on",
+                mode: CompareMode::Checksum,
+                local: vec![],
+                digests: vec![],
+                remote: vec![ro("old.js", 1, A, 1)],
+                delete: false,
+                uploads: vec![],
+                unchanged: vec![],
+                deletes: vec![],
+            },
+            Case {
+                name: "delete extra keys",
+                mode: CompareMode::Checksum,
+                local: vec![lf("b", 1, 0)],
+                digests: vec![digest(A)],
+                remote: vec![ro("a", 1, A, 1), ro("b", 1, A, 1), ro("c", 1, A, 1)],
+                delete: true,
+                uploads: vec![],
+                unchanged: vec!["b"],
+                deletes: vec!["a", "c"],
+            },
+        ];
+        for c in cases {
+            let filters = Filters::default();
+            let p = plan(&PlanInput {
+                local: &c.local,
+                remote: &c.remote,
+                digests: &c.digests,
+                mode: c.mode,
+                delete: c.delete,
+                filters: &filters,
+                protected: &[],
+            });
+            let uploads: Vec<_> = p
+                .uploads
+                .iter()
+                .map(|u| (c.local[u.index].rel.as_str(), u.reason))
+                .collect();
+            assert_eq!(uploads, c.uploads, "{}", c.name);
+            let unchanged: Vec<_> = p
+                .unchanged
+                .iter()
+                .map(|&i| c.local[i].rel.as_str())
+                .collect();
+            assert_eq!(unchanged, c.unchanged, "{}", c.name);
+            assert_eq!(p.deletes, c.deletes, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn excluded_and_protected_keys_are_never_deleted() {
+        let filters = Filters::new(&[FilterRule {
+            kind: FilterKind::Exclude,
+            pattern: "keep/*".into(),
+        }])
+        .expect("filters");
+        let remote = vec![
+            ro("gone", 1, A, 1),
+            ro("keep/x", 1, A, 1),
+            ro("unreadable", 1, A, 1),
+        ];
+        let p = plan(&PlanInput {
+            local: &[],
+            remote: &remote,
+            digests: &[],
+            mode: CompareMode::Checksum,
+            delete: true,
+            filters: &filters,
+            protected: &["unreadable".to_string(), "gone-dir/".to_string()],
+        });
+        assert_eq!(p.deletes, vec!["gone"]);
+        let remote = vec![ro("gone-dir/a", 1, A, 1), ro("gone-dirx", 1, A, 1)];
+        let p = plan(&PlanInput {
+            local: &[],
+            remote: &remote,
+            digests: &[],
+            mode: CompareMode::Checksum,
+            delete: true,
+            filters: &filters,
+            protected: &["gone-dir/".to_string()],
+        });
+        assert_eq!(p.deletes, vec!["gone-dirx"]);
+    }
+
+    #[test]
+    fn stale_headers_move_unchanged_to_reheaders() {
+        let local = vec![
+            lf("a.css", 1, 0),
+            lf("huge.bin", COPY_LIMIT + 1, 0),
+            lf("b.html", 1, 0),
+        ];
+        let mut p = Plan {
+            uploads: vec![Upload {
+                index: 2,
+                reason: Reason::New,
+                html: true,
+            }],
+            unchanged: vec![0, 1],
+            ..Default::default()
+        };
+        p.mark_headers_stale(&local);
+        assert_eq!(p.reheaders, vec![0]);
+        assert_eq!(
+            p.uploads.iter().map(|u| u.index).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert!(p.unchanged.is_empty());
+    }
+
+    #[test]
+    fn guards() {
+        let p = Plan {
+            deletes: vec!["a".into(), "b".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            p.check_guards(1, 3, true, Some(1)),
+            Err(GuardError::TooManyDeletes { deletes: 2, max: 1 })
+        );
+        assert_eq!(p.check_guards(1, 3, true, Some(2)), Ok(()));
+        assert_eq!(
+            p.check_guards(0, 3, true, None),
+            Err(GuardError::EmptySource { remote: 3 })
+        );
+        assert_eq!(p.check_guards(0, 0, true, None), Ok(()));
+    }
+}

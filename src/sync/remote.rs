@@ -1,0 +1,55 @@
+//! List the target prefix once with ListObjectsV2, paginated. No HEAD per object.
+
+use aws_sdk_s3::Client;
+
+use crate::sync::SyncError;
+
+/// One remote object below the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteObject {
+    /// Key relative to the prefix.
+    pub rel: String,
+    pub size: u64,
+    /// The ETag without quotes.
+    pub etag: String,
+    /// LastModified, seconds since the epoch.
+    pub last_modified: i64,
+}
+
+/// List every object under `prefix` (empty or ending in `/`), sorted by `rel`.
+///
+/// Keys ending in `/` are "folder" markers made by consoles; they have no local counterpart and
+/// are left alone (never deleted), as they hold no content.
+pub async fn list(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<RemoteObject>, SyncError> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .set_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| SyncError::from_sdk("list", bucket, None, e))?;
+        for o in page.contents() {
+            let Some(key) = o.key() else { continue };
+            let Some(rel) = key.strip_prefix(prefix) else {
+                continue;
+            };
+            if rel.is_empty() || rel.ends_with('/') {
+                continue;
+            }
+            out.push(RemoteObject {
+                rel: rel.to_string(),
+                size: u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
+                etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                last_modified: o.last_modified().map(|t| t.secs()).unwrap_or(0),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}

@@ -1,0 +1,33 @@
+"""Start moto's server for the tests, with one patch for CloudFront fidelity.
+
+moto reports a finished invalidation as "COMPLETED"; CloudFront and the SDK waiter say
+"Completed". This patch (tests only, never the product) reports CloudFront's spelling, and,
+when MOTO_INVALIDATION_IN_PROGRESS_READS=N is set, "InProgress" for the first N reads of
+each invalidation, so that waiting can be exercised.
+
+Usage: python test/moto_server.py PORT
+"""
+
+import os
+import sys
+
+from moto.cloudfront import models
+from moto.server import main
+
+IN_PROGRESS_READS = int(os.environ.get("MOTO_INVALIDATION_IN_PROGRESS_READS", "0"))
+
+
+def _status(self):
+    reads = self.__dict__.get("_status_reads", 0)
+    self.__dict__["_status_reads"] = reads + 1
+    return "InProgress" if reads < IN_PROGRESS_READS else "Completed"
+
+
+def _ignore(self, value):
+    pass
+
+
+models.Invalidation.status = property(_status, _ignore)
+
+if __name__ == "__main__":
+    main(["-H", "127.0.0.1", "-p", sys.argv[1]])

@@ -1,0 +1,387 @@
+//! Test support: a moto server per test, a recording proxy, and a runner for the pipe binary.
+//!
+//! A test reads as a scenario: start [`Moto`], make a bucket, set the variables a pipeline
+//! would, [`run_pipe`], then assert on the bucket's objects and headers and on the requests
+//! the [`proxy::Proxy`] saw.
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+
+pub const ACCESS_KEY: &str = "AKIAFIXTUREKEY000001";
+pub const SECRET_KEY: &str = "fixture/secret/key/never-printed-0123456789";
+
+fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The virtualenv's bin dir (moto, awscli). `test/setup` creates it.
+pub fn venv_bin() -> PathBuf {
+    project_dir().join(".venv").join("bin")
+}
+
+/// A moto server on 127.0.0.1 on a free port, killed on drop.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        Self::start_with(&[])
+    }
+
+    /// Start with extra environment for the server (e.g. MOTO_INVALIDATION_IN_PROGRESS_READS).
+    pub fn start_with(env: &[(&str, &str)]) -> Moto {
+        let python = venv_bin().join("python");
+        assert!(
+            python.exists(),
+            "{} is missing: run test/setup (the README's test command does)",
+            python.display()
+        );
+        for _attempt in 0..3 {
+            let port = free_port();
+            let mut cmd = Command::new(&python);
+            cmd.arg(project_dir().join("test").join("moto_server.py"))
+                .arg(port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+            let child = cmd.spawn().expect("spawn moto server");
+            let mut moto = Moto { child, port };
+            if moto.wait_ready(Duration::from_secs(30)) {
+                return moto;
+            }
+            // The port was taken in between, or moto failed: try another.
+            let _ = moto.child.kill();
+        }
+        panic!("moto server did not start");
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let req = format!(
+                    "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+                    self.port
+                );
+                if s.write_all(req.as_bytes()).is_ok() {
+                    let mut buf = [0u8; 12];
+                    if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200") {
+                        return true;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The outcome of one pipe run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    #[track_caller]
+    pub fn assert_contains(&self, text: &str) -> &Self {
+        assert!(
+            self.all().contains(text),
+            "output lacks {text:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Run the pipe binary with exactly these variables (plus PATH and a safe AWS environment).
+pub fn run_pipe(vars: &[(&str, &str)]) -> Run {
+    run_pipe_in(vars, None)
+}
+
+/// Run the pipe binary in a working directory.
+pub fn run_pipe_in(vars: &[(&str, &str)], cwd: Option<&Path>) -> Run {
+    let mut cmd = pipe_command(vars, cwd);
+    let out = cmd.output().expect("run pipe");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The command to run the pipe, for tests that need to control the child (signals).
+pub fn pipe_command(vars: &[(&str, &str)], cwd: Option<&Path>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3-deploy-pipe"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+        .stdin(Stdio::null());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
+
+/// The variables for a deploy with static keys against `endpoint`.
+pub fn key_vars(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+        ("AWS_ENDPOINT_URL", endpoint.to_string()),
+        ("S3_FORCE_PATH_STYLE", "true".to_string()),
+    ]
+}
+
+/// Borrow a `Vec<(&str, String)>` as `&[(&str, &str)]`.
+pub fn as_refs<'a>(v: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+/// A direct S3 client on the emulator (not through the pipe), for set-up and assertions.
+pub fn s3(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+pub fn cloudfront(endpoint: &str) -> aws_sdk_cloudfront::Client {
+    let conf = aws_sdk_cloudfront::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
+        .build();
+    aws_sdk_cloudfront::Client::from_conf(conf)
+}
+
+pub fn create_bucket(endpoint: &str, bucket: &str) {
+    block_on(s3(endpoint).create_bucket().bucket(bucket).send()).expect("create bucket");
+}
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Obj {
+    pub key: String,
+    pub size: i64,
+    pub etag: String,
+}
+
+/// Every object in the bucket, sorted by key.
+pub fn list(endpoint: &str, bucket: &str) -> Vec<Obj> {
+    let client = s3(endpoint);
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let resp = block_on(
+            client
+                .list_objects_v2()
+                .bucket(bucket)
+                .set_continuation_token(token.clone())
+                .send(),
+        )
+        .expect("list");
+        for o in resp.contents() {
+            out.push(Obj {
+                key: o.key().unwrap_or_default().to_string(),
+                size: o.size().unwrap_or_default(),
+                etag: o.e_tag().unwrap_or_default().to_string(),
+            });
+        }
+        match resp.next_continuation_token() {
+            Some(t) if resp.is_truncated() == Some(true) => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    out
+}
+
+pub fn keys(endpoint: &str, bucket: &str) -> Vec<String> {
+    list(endpoint, bucket).into_iter().map(|o| o.key).collect()
+}
+
+pub fn get(endpoint: &str, bucket: &str, key: &str) -> Vec<u8> {
+    let resp = block_on(s3(endpoint).get_object().bucket(bucket).key(key).send()).expect("get");
+    block_on(resp.body.collect())
+        .expect("body")
+        .into_bytes()
+        .to_vec()
+}
+
+pub fn head(
+    endpoint: &str,
+    bucket: &str,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    block_on(s3(endpoint).head_object().bucket(bucket).key(key).send()).expect("head")
+}
+
+pub fn put(endpoint: &str, bucket: &str, key: &str, body: &[u8]) {
+    block_on(
+        s3(endpoint)
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.to_vec().into())
+            .send(),
+    )
+    .expect("put");
+}
+
+/// A temporary site folder, built from (relative path, content) pairs.
+pub fn site(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(dir.path(), files);
+    dir
+}
+
+pub fn write_files(root: &Path, files: &[(&str, &[u8])]) {
+    for (rel, content) in files {
+        let path = root.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, content).expect("write");
+    }
+}
+
+/// Set every file's mtime to now + `secs_ahead`, as a fresh CI clone does.
+pub fn touch_all(root: &Path, secs_ahead: u64) {
+    let when = std::time::SystemTime::now() + Duration::from_secs(secs_ahead);
+    for entry in walk(root) {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(&entry)
+            .expect("open");
+        f.set_modified(when).expect("set mtime");
+    }
+}
+
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read_dir") {
+            let e = e.expect("entry");
+            let ft = e.file_type().expect("file type");
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Object headers that matter for parity, as a map.
+pub fn headers_of(endpoint: &str, bucket: &str, key: &str) -> BTreeMap<String, String> {
+    let h = head(endpoint, bucket, key);
+    let mut m = BTreeMap::new();
+    let mut put = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            m.insert(k.to_string(), v.to_string());
+        }
+    };
+    put("content-type", h.content_type());
+    put("cache-control", h.cache_control());
+    put("content-encoding", h.content_encoding());
+    put("content-disposition", h.content_disposition());
+    put("content-language", h.content_language());
+    put("expires", h.expires_string());
+    put("etag", h.e_tag());
+    put("website-redirect", h.website_redirect_location());
+    if let Some(sc) = h.storage_class() {
+        m.insert("storage-class".into(), sc.as_str().to_string());
+    }
+    if let Some(sse) = h.server_side_encryption() {
+        m.insert("sse".into(), sse.as_str().to_string());
+    }
+    if let Some(meta) = h.metadata() {
+        for (k, v) in meta {
+            m.insert(format!("meta-{k}"), v.clone());
+        }
+    }
+    m
+}
