@@ -339,6 +339,18 @@ pub struct Config {
     pub secrets: Vec<String>,
 }
 
+impl Config {
+    /// The AWS account ID, when the role ARN tells it (for messages naming ARNs).
+    pub fn account_hint(&self) -> &str {
+        match &self.credentials {
+            CredentialSource::Oidc { role_arn, .. } => {
+                role_arn.split(':').nth(4).unwrap_or("ACCOUNT_ID")
+            }
+            _ => "ACCOUNT_ID",
+        }
+    }
+}
+
 /// Collects problems while resolving.
 #[derive(Default)]
 struct Problems(Vec<Problem>);

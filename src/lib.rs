@@ -9,7 +9,9 @@
 
 pub mod config;
 pub mod credentials;
+pub mod invalidate;
 pub mod output;
+pub mod report;
 pub mod sync;
 
 use config::{Config, ConfigError, Env};
@@ -74,11 +76,13 @@ pub async fn run(env: Env) -> u8 {
         }
     };
     let mut failed = false;
+    let mut sync_outcome = None;
     if let Some(sync_cfg) = &config.sync {
         match sync::run(&sdk, sync_cfg, config.dry_run, &out).await {
             Ok(outcome) => {
                 failed |= !outcome.failures.is_empty();
                 report_sync(&out, &outcome);
+                sync_outcome = Some(outcome);
             }
             Err(e) => {
                 out.fail(e.to_string());
@@ -86,10 +90,76 @@ pub async fn run(env: Env) -> u8 {
             }
         }
     }
-    if failed {
-        return EXIT_FAILED;
+
+    let mut invalidations = Vec::new();
+    let mut skipped = None;
+    if let Some(inv_cfg) = &config.invalidation {
+        // What the sync changed, relative to its prefix. After a partial sync failure the keys
+        // that did change are still invalidated, so that a retried step (which will find them
+        // unchanged) does not leave stale copies in the cache.
+        let changed = sync_outcome.as_ref().map(|o| {
+            o.changed_keys()
+                .map(|k| k.strip_prefix(o.prefix.as_str()).unwrap_or(k))
+                .collect::<Vec<_>>()
+        });
+        match invalidate::paths_for(inv_cfg, changed) {
+            None => {
+                skipped = Some("nothing changed");
+                out.success("Nothing changed: no CloudFront invalidation needed");
+            }
+            Some(paths) => {
+                let run_id = config.run_id.clone().unwrap_or_else(local_run_id);
+                match invalidate::run(
+                    &sdk,
+                    inv_cfg,
+                    &paths,
+                    &run_id,
+                    config.account_hint(),
+                    config.dry_run,
+                    &out,
+                )
+                .await
+                {
+                    Ok(done) => invalidations = done,
+                    Err(e) => {
+                        out.fail(e.to_string());
+                        failed = true;
+                    }
+                }
+            }
+        }
     }
-    EXIT_OK
+
+    let code = if failed { EXIT_FAILED } else { EXIT_OK };
+    if let Some(path) = &config.report_file {
+        let report = report::Report {
+            schema: report::SCHEMA,
+            pipe_version: env!("CARGO_PKG_VERSION"),
+            success: !failed,
+            exit_code: code,
+            dry_run: config.dry_run,
+            sync: sync_outcome.as_ref().map(report::SyncReport::from_outcome),
+            invalidations: &invalidations,
+            invalidation_skipped: skipped,
+        };
+        match report::write(path, &report) {
+            Ok(()) => out.info(format!("Report written to {}", path.display())),
+            Err(e) => out.warn(format!(
+                "Could not write the report to {}: {e}",
+                path.display()
+            )),
+        }
+    }
+    code
+}
+
+/// A run identifier outside Bitbucket: unique per run, so invalidations are never conflated.
+fn local_run_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("local-{ms}")
 }
 
 /// The sync's closing line: ✔ with the counts, or ✖ naming what failed.

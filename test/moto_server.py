@@ -5,7 +5,10 @@ moto reports a finished invalidation as "COMPLETED"; CloudFront and the SDK wait
 when MOTO_INVALIDATION_IN_PROGRESS_READS=N is set, "InProgress" for the first N reads of
 each invalidation, so that waiting can be exercised.
 
-Usage: python test/moto_server.py PORT
+moto also creates a new invalidation for a repeated CallerReference; CloudFront returns the
+existing one when the reference and the paths are the same. The second patch emulates that.
+
+Usage: python test/moto_server.py PORT [moto_server options, e.g. --ssl-cert CERT --ssl-key KEY]
 """
 
 import os
@@ -29,5 +32,18 @@ def _ignore(self, value):
 
 models.Invalidation.status = property(_status, _ignore)
 
+_create_invalidation = models.CloudFrontBackend.create_invalidation
+
+
+def _idempotent_create(self, dist_id, paths, caller_ref):
+    for existing in self.invalidations.get(dist_id, []):
+        if existing.caller_ref == caller_ref and list(existing.paths) == list(paths):
+            return existing
+    return _create_invalidation(self, dist_id, paths, caller_ref)
+
+
+models.CloudFrontBackend.create_invalidation = _idempotent_create
+
 if __name__ == "__main__":
-    main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+    # Further arguments go to moto, e.g. `--ssl-cert CERT --ssl-key KEY` for HTTPS (test/image.sh).
+    main(["-H", "127.0.0.1", "-p", sys.argv[1], *sys.argv[2:]])

@@ -385,3 +385,73 @@ pub fn headers_of(endpoint: &str, bucket: &str, key: &str) -> BTreeMap<String, S
     }
     m
 }
+
+/// Create a CloudFront distribution on the emulator; returns its ID.
+pub fn create_distribution(endpoint: &str) -> String {
+    let out = Command::new(venv_bin().join("aws"))
+        .args([
+            "cloudfront",
+            "create-distribution",
+            "--origin-domain-name",
+            "site.s3.amazonaws.com",
+            "--query",
+            "Distribution.Id",
+            "--output",
+            "text",
+        ])
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("aws cloudfront create-distribution");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// One invalidation as CloudFront (the emulator) holds it.
+#[derive(Debug, Clone)]
+pub struct Inv {
+    pub id: String,
+    pub status: String,
+    pub caller_reference: String,
+    pub paths: Vec<String>,
+}
+
+/// Every invalidation of a distribution.
+pub fn invalidations(endpoint: &str, distribution: &str) -> Vec<Inv> {
+    let cf = cloudfront(endpoint);
+    let list = block_on(cf.list_invalidations().distribution_id(distribution).send())
+        .expect("list invalidations");
+    let mut out = Vec::new();
+    for summary in list
+        .invalidation_list()
+        .map(|l| l.items())
+        .unwrap_or_default()
+    {
+        let got = block_on(
+            cf.get_invalidation()
+                .distribution_id(distribution)
+                .id(summary.id())
+                .send(),
+        )
+        .expect("get invalidation");
+        let inv = got.invalidation().expect("invalidation");
+        let batch = inv.invalidation_batch().expect("batch");
+        out.push(Inv {
+            id: inv.id().to_string(),
+            status: inv.status().to_string(),
+            caller_reference: batch.caller_reference().to_string(),
+            paths: batch
+                .paths()
+                .map(|p| p.items().to_vec())
+                .unwrap_or_default(),
+        });
+    }
+    out
+}

@@ -457,6 +457,11 @@ impl Action {
     }
 
     /// An STS (query protocol) error document.
+    /// CloudFront's error shape is the same `<ErrorResponse><Error>…` document as STS's.
+    pub fn cloudfront_error(status: u16, code: &str, message: &str) -> Action {
+        Action::sts_error(status, code, message)
+    }
+
     pub fn sts_error(status: u16, code: &str, message: &str) -> Action {
         Action::Respond {
             status,

@@ -1,0 +1,99 @@
+//! The JSON deploy report, for later steps (post a link, smoke-test the changed pages).
+//!
+//! Written to `$BITBUCKET_PIPE_SHARED_STORAGE_DIR/s3-deploy-pipe/report.json` in Bitbucket, or
+//! to `REPORT_FILE`. The schema is documented in the README; `schema` is bumped on changes.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::invalidate::Invalidation;
+use crate::sync::SyncOutcome;
+
+/// Version of the report's schema.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    pub schema: u32,
+    pub pipe_version: &'static str,
+    pub success: bool,
+    pub exit_code: u8,
+    pub dry_run: bool,
+    pub sync: Option<SyncReport<'a>>,
+    pub invalidations: &'a [Invalidation],
+    /// Why no invalidation was made, when none was.
+    pub invalidation_skipped: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SyncReport<'a> {
+    pub target: String,
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+    pub counts: Counts,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub uploaded: &'a [String],
+    pub reheadered: &'a [String],
+    pub deleted: &'a [String],
+    pub failed: Vec<Failed<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Counts {
+    pub uploaded: usize,
+    pub reheadered: usize,
+    pub unchanged: usize,
+    pub deleted: usize,
+    pub failed: usize,
+    pub not_md5_etags: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Failed<'a> {
+    pub key: String,
+    pub error: &'a str,
+}
+
+impl<'a> SyncReport<'a> {
+    pub fn from_outcome(o: &'a SyncOutcome) -> Self {
+        SyncReport {
+            target: format!("s3://{}/{}", o.bucket, o.prefix),
+            bucket: &o.bucket,
+            prefix: &o.prefix,
+            counts: Counts {
+                uploaded: o.uploaded.len(),
+                reheadered: o.reheadered.len(),
+                unchanged: o.unchanged,
+                deleted: o.deleted.len(),
+                failed: o.failures.len(),
+                not_md5_etags: o.not_md5,
+            },
+            bytes: o.bytes,
+            seconds: (o.seconds * 1000.0).round() / 1000.0,
+            uploaded: &o.uploaded,
+            reheadered: &o.reheadered,
+            deleted: &o.deleted,
+            failed: o
+                .failures
+                .iter()
+                .map(|(k, e)| Failed {
+                    key: format!("{}{k}", o.prefix),
+                    error: e,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Write the report as pretty JSON, creating the folder.
+pub fn write(path: &Path, report: &Report<'_>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(path, json)
+}
