@@ -7,6 +7,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod cancel;
 pub mod config;
 pub mod credentials;
 pub mod invalidate;
@@ -64,6 +65,15 @@ pub async fn run(env: Env) -> u8 {
     for w in &config.warnings {
         out.warn(w);
     }
+    let cancel = cancel::Cancel::default();
+    {
+        let out = out.clone();
+        cancel.listen_for_signals(move |name| {
+            out.warn(format!(
+                "{name} received: stopping. No new uploads start, open multipart uploads are aborted, nothing is deleted"
+            ));
+        });
+    }
     let sdk = match credentials::resolve(&config, &out).await {
         Ok(sdk) => sdk,
         Err(e) => {
@@ -78,7 +88,7 @@ pub async fn run(env: Env) -> u8 {
     let mut failed = false;
     let mut sync_outcome = None;
     if let Some(sync_cfg) = &config.sync {
-        match sync::run(&sdk, sync_cfg, config.dry_run, &out).await {
+        match sync::run(&sdk, sync_cfg, config.dry_run, &out, &cancel).await {
             Ok(outcome) => {
                 failed |= !outcome.failures.is_empty();
                 report_sync(&out, &outcome);
@@ -93,7 +103,11 @@ pub async fn run(env: Env) -> u8 {
 
     let mut invalidations = Vec::new();
     let mut skipped = None;
-    if let Some(inv_cfg) = &config.invalidation {
+    if cancel.is_cancelled() {
+        out.fail("Interrupted: the deploy stopped early; see the summary above. Re-run the step to finish it");
+        failed = true;
+        skipped = Some("interrupted");
+    } else if let Some(inv_cfg) = &config.invalidation {
         // What the sync changed, relative to its prefix. After a partial sync failure the keys
         // that did change are still invalidated, so that a retried step (which will find them
         // unchanged) does not leave stale copies in the cache.

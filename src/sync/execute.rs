@@ -19,6 +19,7 @@ use aws_sdk_s3::types::{
 use aws_smithy_types::byte_stream::Length;
 use tokio::sync::Semaphore;
 
+use crate::cancel::Cancel;
 use crate::config::{HeaderSettings, Verbosity};
 use crate::output::Output;
 use crate::sync::etag::{DEFAULT_PART_SIZE, part_size_for};
@@ -91,6 +92,7 @@ enum Job {
 
 struct Shared {
     target: Target,
+    cancel: Cancel,
     files: Vec<LocalFile>,
     permits: Semaphore,
     out: Output,
@@ -100,7 +102,13 @@ struct Shared {
 }
 
 /// Carry out the plan.
-pub async fn execute(target: Target, files: Vec<LocalFile>, plan: &Plan, out: &Output) -> Executed {
+pub async fn execute(
+    target: Target,
+    files: Vec<LocalFile>,
+    plan: &Plan,
+    out: &Output,
+    cancel: &Cancel,
+) -> Executed {
     let (first, html): (Vec<_>, Vec<_>) = plan.uploads.iter().partition(|u| !u.html);
     let mut phase1: Vec<Job> = first.iter().map(|u| Job::Upload(u.index)).collect();
     phase1.extend(plan.reheaders.iter().map(|&i| Job::Reheader(i)));
@@ -111,6 +119,7 @@ pub async fn execute(target: Target, files: Vec<LocalFile>, plan: &Plan, out: &O
     let shared = Arc::new(Shared {
         permits: Semaphore::new(concurrency),
         target,
+        cancel: cancel.clone(),
         files,
         out: out.clone(),
         done_files: AtomicU64::new(0),
@@ -124,7 +133,7 @@ pub async fn execute(target: Target, files: Vec<LocalFile>, plan: &Plan, out: &O
         .then(|| tokio::spawn(progress(shared.clone(), total_files, total_bytes)));
 
     run_jobs(&shared, phase1, concurrency).await;
-    let failed_first = !lock(&shared.result).failures.is_empty();
+    let failed_first = !lock(&shared.result).failures.is_empty() || cancel.is_cancelled();
     if failed_first {
         lock(&shared.result).html_held_back = phase2.len();
     } else {
@@ -134,7 +143,7 @@ pub async fn execute(target: Target, files: Vec<LocalFile>, plan: &Plan, out: &O
         t.abort();
     }
 
-    let failed = !lock(&shared.result).failures.is_empty();
+    let failed = !lock(&shared.result).failures.is_empty() || cancel.is_cancelled();
     if failed {
         lock(&shared.result).deletes_held_back = plan.deletes.len();
     } else if !plan.deletes.is_empty() {
@@ -197,6 +206,9 @@ async fn run_jobs(shared: &Arc<Shared>, jobs: Vec<Job>, workers: usize) {
         let shared = shared.clone();
         set.spawn(async move {
             loop {
+                if shared.cancel.is_cancelled() {
+                    break;
+                }
                 let Some(job) = lock(&queue).pop_front() else {
                     break;
                 };
@@ -226,15 +238,11 @@ async fn upload_one(shared: &Arc<Shared>, i: usize) {
         return;
     }
     let h = headers::for_file(&f.rel, &t.headers, &t.fingerprint);
-    let res = if f.size >= MULTIPART_THRESHOLD {
-        upload_multipart(shared, f, &h).await
-    } else {
-        upload_single(shared, f, &h).await
-    };
+    let (res, size) = upload_stable(shared, f, &h).await;
     match res {
         Ok(()) => {
             shared.done_files.fetch_add(1, Ordering::Relaxed);
-            shared.done_bytes.fetch_add(f.size, Ordering::Relaxed);
+            shared.done_bytes.fetch_add(size, Ordering::Relaxed);
             if t.verbosity == Verbosity::Normal {
                 shared.out.line(&line);
             }
@@ -251,6 +259,65 @@ async fn upload_one(shared: &Arc<Shared>, i: usize) {
             lock(&shared.result).failures.push((f.rel.clone(), msg));
         }
     }
+}
+
+/// How often a file that changes while it is uploaded is uploaded again before giving up.
+const CHANGED_FILE_ATTEMPTS: usize = 3;
+
+/// (size, mtime) of a file now.
+fn snapshot(f: &LocalFile) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(&f.path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// Upload a file so that the object is one consistent version of it: the file is stat'ed
+/// before and after; if it changed meanwhile (a build still writing it), the upload is done
+/// again with the new size, up to [`CHANGED_FILE_ATTEMPTS`] times. Returns the bytes sent.
+async fn upload_stable(
+    shared: &Arc<Shared>,
+    f: &LocalFile,
+    h: &headers::ObjectHeaders,
+) -> (Result<(), String>, u64) {
+    let t = &shared.target;
+    for attempt in 1..=CHANGED_FILE_ATTEMPTS {
+        let Some(before) = snapshot(f) else {
+            return (Err("the file disappeared or cannot be read".into()), 0);
+        };
+        let current = LocalFile {
+            size: before.0,
+            mtime: before.1,
+            ..f.clone()
+        };
+        let res = if current.size >= MULTIPART_THRESHOLD {
+            upload_multipart(shared, &current, h).await
+        } else {
+            tokio::select! {
+                r = upload_single(shared, &current, h) => r,
+                () = shared.cancel.cancelled() => Err("interrupted".into()),
+            }
+        };
+        if shared.cancel.is_cancelled() {
+            return (res.and(Err("interrupted".into())), 0);
+        }
+        if snapshot(f) == Some(before) {
+            return (res, current.size);
+        }
+        shared.out.warn(format!(
+            "{} changed while it was uploaded (attempt {attempt} of {CHANGED_FILE_ATTEMPTS}){}",
+            t.local_name(&f.rel),
+            if attempt < CHANGED_FILE_ATTEMPTS {
+                "; uploading it again"
+            } else {
+                ""
+            }
+        ));
+    }
+    (
+        Err(format!(
+            "the file kept changing while it was uploaded ({CHANGED_FILE_ATTEMPTS} attempts): make sure the build has finished writing it"
+        )),
+        0,
+    )
 }
 
 async fn upload_single(
@@ -273,19 +340,25 @@ async fn upload_single(
         .key(t.key(&f.rel))
         .body(body)
         .content_length(size_i64(f.size));
-    apply_headers!(req, h)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            explain_sdk_error(
-                "put",
-                &t.bucket,
-                Some(&t.key(&f.rel)),
-                t.headers.acl.is_some(),
-                &e,
-            )
-        })
+    let mut req = apply_headers!(req, h).customize();
+    if h.content_type.is_none() {
+        // The SDK sends `Content-Type: application/octet-stream` on a PutObject that sets none,
+        // and S3 stores it. aws-cli sends no Content-Type for a file it cannot type, and S3
+        // then stores `binary/octet-stream`, as it does for our multipart uploads and
+        // CopyObject. Drop the SDK's default (before signing) so all three agree with aws-cli.
+        req = req.mutate_request(|r| {
+            r.headers_mut().remove("content-type");
+        });
+    }
+    req.send().await.map(|_| ()).map_err(|e| {
+        explain_sdk_error(
+            "put",
+            &t.bucket,
+            Some(&t.key(&f.rel)),
+            t.headers.acl.is_some(),
+            &e,
+        )
+    })
 }
 
 fn size_i64(n: u64) -> i64 {
@@ -356,7 +429,16 @@ async fn upload_multipart(
     }
     let mut completed = Vec::with_capacity(usize::try_from(parts).unwrap_or(0));
     let mut error = None;
-    while let Some(res) = set.join_next().await {
+    loop {
+        let next = tokio::select! {
+            n = set.join_next() => n,
+            () = shared.cancel.cancelled(), if error.is_none() => {
+                error = Some("interrupted".to_string());
+                set.abort_all();
+                continue;
+            }
+        };
+        let Some(res) = next else { break };
         match res {
             Ok(Ok(part)) => completed.push(part),
             Ok(Err(e)) => {
