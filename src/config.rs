@@ -14,7 +14,8 @@ use aws_smithy_types::date_time::Format;
 use serde::Deserialize;
 
 use crate::credentials::jwt::Claims;
-use crate::sync::filter::{FilterKind, FilterRule, Filters};
+use crate::sync::compress::Compression;
+use crate::sync::filter::{FilterKind, FilterRule, Filters, Pattern};
 
 /// Default number of S3 requests in flight at once.
 ///
@@ -129,6 +130,8 @@ pub struct RawVars {
     pub wait: Option<String>,
     pub wait_timeout: Option<String>,
     pub report_file: Option<String>,
+    pub rules: Option<String>,
+    pub rules_file: Option<String>,
     pub debug: Option<String>,
     pub no_color: Option<String>,
 }
@@ -275,6 +278,149 @@ pub struct HeaderSettings {
     pub guess_mime: bool,
 }
 
+/// A header rule from `RULES` / `RULES_FILE`: the first rule whose pattern matches a file
+/// decides its headers; a field the rule does not set falls back to the global settings.
+#[derive(Debug, Clone)]
+pub struct HeaderRule {
+    pub pattern: String,
+    pub matcher: Pattern,
+    pub cache_control: Option<String>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub acl: Option<String>,
+    pub storage_class: Option<String>,
+    pub compress: Option<Compression>,
+}
+
+/// One rule as written in YAML.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    pattern: Option<String>,
+    cache_control: Option<String>,
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
+    acl: Option<String>,
+    storage_class: Option<String>,
+    compress: Option<String>,
+}
+
+/// Parse and validate the rules' YAML: a list of rules. Problems name the rule (1-based).
+fn parse_rules(text: &str, var: &str, p: &mut Problems) -> Vec<HeaderRule> {
+    let items: Vec<serde_json::Value> = match serde_saphyr::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            p.add(
+                var,
+                format!("is not a YAML list of rules ({e}): write a list such as \"- pattern: '*.html'\n  cache_control: no-cache\""),
+            );
+            return Vec::new();
+        }
+    };
+    let mut rules = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let n = i + 1;
+        let raw: RawRule = match serde_json::from_value(item) {
+            Ok(r) => r,
+            Err(e) => {
+                p.add(
+                    var,
+                    format!("rule {n}: {e}; allowed fields: pattern, cache_control, content_type, content_encoding, content_disposition, metadata, acl, storage_class, compress"),
+                );
+                continue;
+            }
+        };
+        let Some(pattern) = raw.pattern.filter(|s| !s.is_empty()) else {
+            p.add(
+                var,
+                format!("rule {n} has no pattern: add pattern: '*.css' (a glob like --include)"),
+            );
+            continue;
+        };
+        let matcher = match Pattern::new(&pattern) {
+            Ok(m) => m,
+            Err(e) => {
+                p.add(var, format!("rule {n}: {e}"));
+                continue;
+            }
+        };
+        let mut ok = true;
+        if let Some(acl) = &raw.acl
+            && !ACLS.contains(&acl.as_str())
+        {
+            p.add(
+                var,
+                format!("rule {n}: acl {acl:?} is not one of: {}", ACLS.join(", ")),
+            );
+            ok = false;
+        }
+        if let Some(sc) = &raw.storage_class
+            && !STORAGE_CLASSES.contains(&sc.as_str())
+        {
+            p.add(
+                var,
+                format!(
+                    "rule {n}: storage_class {sc:?} is not one of: {}",
+                    STORAGE_CLASSES.join(", ")
+                ),
+            );
+            ok = false;
+        }
+        let compress = match raw.compress.as_deref() {
+            None => None,
+            Some(c) => match Compression::parse(c) {
+                Some(c) => Some(c),
+                None => {
+                    p.add(var, format!("rule {n}: compress {c:?} is not gzip or br"));
+                    ok = false;
+                    None
+                }
+            },
+        };
+        if compress.is_some() && raw.content_encoding.is_some() {
+            p.add(var, format!("rule {n} sets both compress and content_encoding: compress sets Content-Encoding itself; remove content_encoding"));
+            ok = false;
+        }
+        if ok {
+            rules.push(HeaderRule {
+                pattern,
+                matcher,
+                cache_control: raw.cache_control,
+                content_type: raw.content_type,
+                content_encoding: raw.content_encoding,
+                content_disposition: raw.content_disposition,
+                metadata: raw.metadata,
+                acl: raw.acl,
+                storage_class: raw.storage_class,
+                compress,
+            });
+        }
+    }
+    rules
+}
+
+fn resolve_rules(raw: &RawVars, p: &mut Problems) -> Vec<HeaderRule> {
+    match (non_empty(&raw.rules), non_empty(&raw.rules_file)) {
+        (Some(_), Some(_)) => {
+            p.add("RULES_FILE", "is set together with RULES: use one of them");
+            Vec::new()
+        }
+        (Some(text), None) => parse_rules(text, "RULES", p),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) => parse_rules(&text, "RULES_FILE", p),
+            Err(e) => {
+                p.add("RULES_FILE", format!("{path:?} cannot be read ({e}): give the path of a YAML file in the repository, relative to the clone directory"));
+                Vec::new()
+            }
+        },
+        (None, None) => Vec::new(),
+    }
+}
+
 /// The S3 sync job.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
@@ -291,6 +437,8 @@ pub struct SyncConfig {
     pub filter_rules: Vec<FilterRule>,
     pub filters: Filters,
     pub headers: HeaderSettings,
+    /// Per-pattern header rules, first match wins.
+    pub rules: Vec<HeaderRule>,
     pub max_delete: Option<u64>,
     pub force_path_style: bool,
     pub verbosity: Verbosity,
@@ -1155,6 +1303,7 @@ fn resolve_sync(raw: &RawVars, extra: &ExtraArgs, p: &mut Problems) -> Option<Sy
         filter_rules: extra.filters.clone(),
         filters,
         headers,
+        rules: resolve_rules(raw, p),
         max_delete,
         force_path_style,
         verbosity: extra.verbosity.unwrap_or(Verbosity::Normal),

@@ -190,6 +190,14 @@ fn report_sync(out: &Output, o: &sync::SyncOutcome) {
         o.seconds,
         rate
     );
+    let counts = if o.compression_saved > 0 {
+        format!(
+            "{counts}; compression saved {}",
+            sync::execute::human_bytes(o.compression_saved)
+        )
+    } else {
+        counts
+    };
     let target = format!("s3://{}/{}", o.bucket, o.prefix);
     if !o.failures.is_empty() {
         let names: Vec<&str> = o.failures.iter().take(5).map(|(k, _)| k.as_str()).collect();

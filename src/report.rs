@@ -33,6 +33,8 @@ pub struct SyncReport<'a> {
     pub prefix: &'a str,
     pub counts: Counts,
     pub bytes: u64,
+    /// Bytes not sent thanks to precompression.
+    pub compression_saved_bytes: u64,
     pub seconds: f64,
     pub uploaded: &'a [String],
     pub reheadered: &'a [String],
@@ -71,6 +73,7 @@ impl<'a> SyncReport<'a> {
                 not_md5_etags: o.not_md5,
             },
             bytes: o.bytes,
+            compression_saved_bytes: o.compression_saved,
             seconds: (o.seconds * 1000.0).round() / 1000.0,
             uploaded: &o.uploaded,
             reheadered: &o.reheadered,

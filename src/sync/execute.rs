@@ -7,6 +7,7 @@
 //! every upload succeeded.
 
 use std::collections::VecDeque;
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,8 +21,9 @@ use aws_smithy_types::byte_stream::Length;
 use tokio::sync::Semaphore;
 
 use crate::cancel::Cancel;
-use crate::config::{HeaderSettings, Verbosity};
+use crate::config::Verbosity;
 use crate::output::Output;
+use crate::sync::compress;
 use crate::sync::etag::{DEFAULT_PART_SIZE, part_size_for};
 use crate::sync::explain_sdk_error;
 use crate::sync::headers::{self, apply_headers};
@@ -43,8 +45,8 @@ pub struct Target {
     pub prefix: String,
     /// LOCAL_PATH as the user wrote it, for output lines.
     pub local_display: String,
-    pub headers: HeaderSettings,
-    pub fingerprint: String,
+    /// Header settings per group (`headers::groups`), indexed by `LocalFile::group`.
+    pub groups: Vec<headers::Group>,
     pub dry_run: bool,
     pub verbosity: Verbosity,
     pub progress: bool,
@@ -52,6 +54,9 @@ pub struct Target {
 }
 
 impl Target {
+    fn group(&self, f: &LocalFile) -> &headers::Group {
+        self.groups.get(f.group).unwrap_or(&self.groups[0])
+    }
     fn key(&self, rel: &str) -> String {
         format!("{}{rel}", self.prefix)
     }
@@ -66,6 +71,46 @@ impl Target {
             format!("{base}/{rel}")
         }
     }
+}
+
+/// LOCAL_PATH as aws-cli names it in `upload: <path> to s3://…` lines: relative to the working
+/// directory (aws-cli prints `os.path.relpath` of each file), so `dist`, `./dist/` and
+/// `$BITBUCKET_CLONE_DIR/dist` all print as `dist/a.css`, and `.` as just `a.css`. A folder
+/// outside the working directory is printed as written (where aws-cli would print a `../..`
+/// chain). Pure: `cwd` is passed in.
+pub fn display_local_path(local: &str, cwd: Option<&Path>) -> String {
+    let path = Path::new(local);
+    let Some(abs) = (if path.is_absolute() {
+        Some(path.to_path_buf())
+    } else {
+        cwd.map(|c| c.join(path))
+    }) else {
+        return local.to_string();
+    };
+    let (abs, cwd) = (lexical(&abs), cwd.map(lexical));
+    match cwd.and_then(|c| abs.strip_prefix(c).ok()) {
+        Some(rel) => rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+        None => local.to_string(),
+    }
+}
+
+/// Resolve `.` and `..` without touching the file system, as Python's `os.path.normpath`.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// What was done.
@@ -237,7 +282,7 @@ async fn upload_one(shared: &Arc<Shared>, i: usize) {
         lock(&shared.result).uploaded.push(f.rel.clone());
         return;
     }
-    let h = headers::for_file(&f.rel, &t.headers, &t.fingerprint);
+    let h = headers::for_file(&f.rel, t.group(f), f.encoding);
     let (res, size) = upload_stable(shared, f, &h).await;
     match res {
         Ok(()) => {
@@ -288,7 +333,26 @@ async fn upload_stable(
             mtime: before.1,
             ..f.clone()
         };
-        let res = if current.size >= MULTIPART_THRESHOLD {
+        let mut sent = current.size;
+        let res = if let Some(c) = f.encoding {
+            // Precompressed: compress again (deterministic, so the bytes equal the ones that
+            // were hashed) and send them from memory in one PUT.
+            let path = f.path.clone();
+            match tokio::task::spawn_blocking(move || compress::compress_file(&path, c)).await {
+                Ok(Ok(Some(bytes))) => {
+                    sent = bytes.len() as u64;
+                    tokio::select! {
+                        r = upload_bytes(shared, &current, h, bytes) => r,
+                        () = shared.cancel.cancelled() => Err("interrupted".into()),
+                    }
+                }
+                Ok(Ok(None)) => {
+                    Err("the file no longer compresses: it changed since it was scanned".into())
+                }
+                Ok(Err(e)) => Err(format!("cannot read the file: {e}")),
+                Err(e) => Err(format!("internal error: {e}")),
+            }
+        } else if current.size >= MULTIPART_THRESHOLD {
             upload_multipart(shared, &current, h).await
         } else {
             tokio::select! {
@@ -300,7 +364,7 @@ async fn upload_stable(
             return (res.and(Err("interrupted".into())), 0);
         }
         if snapshot(f) == Some(before) {
-            return (res, current.size);
+            return (res, sent);
         }
         shared.out.warn(format!(
             "{} changed while it was uploaded (attempt {attempt} of {CHANGED_FILE_ATTEMPTS}){}",
@@ -318,6 +382,38 @@ async fn upload_stable(
         )),
         0,
     )
+}
+
+/// One PutObject of bytes in memory (precompressed files).
+async fn upload_bytes(
+    shared: &Shared,
+    f: &LocalFile,
+    h: &headers::ObjectHeaders,
+    bytes: Vec<u8>,
+) -> Result<(), String> {
+    let t = &shared.target;
+    let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
+    let len = bytes.len() as u64;
+    let req = t
+        .client
+        .put_object()
+        .bucket(&t.bucket)
+        .key(t.key(&f.rel))
+        .body(ByteStream::from(bytes))
+        .content_length(size_i64(len));
+    apply_headers!(req, h)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            explain_sdk_error(
+                "put",
+                &t.bucket,
+                Some(&t.key(&f.rel)),
+                t.group(f).settings.acl.is_some(),
+                &e,
+            )
+        })
 }
 
 async fn upload_single(
@@ -355,7 +451,7 @@ async fn upload_single(
             "put",
             &t.bucket,
             Some(&t.key(&f.rel)),
-            t.headers.acl.is_some(),
+            t.group(f).settings.acl.is_some(),
             &e,
         )
     })
@@ -380,7 +476,13 @@ async fn upload_multipart(
             .bucket(&t.bucket)
             .key(&key);
         apply_headers!(req, h).send().await.map_err(|e| {
-            explain_sdk_error("put", &t.bucket, Some(&key), t.headers.acl.is_some(), &e)
+            explain_sdk_error(
+                "put",
+                &t.bucket,
+                Some(&key),
+                t.group(f).settings.acl.is_some(),
+                &e,
+            )
         })?
     };
     let Some(upload_id) = create.upload_id().map(str::to_string) else {
@@ -516,7 +618,7 @@ async fn reheader_one(shared: &Arc<Shared>, i: usize) {
         lock(&shared.result).reheadered.push(f.rel.clone());
         return;
     }
-    let h = headers::for_file(&f.rel, &t.headers, &t.fingerprint);
+    let h = headers::for_file(&f.rel, t.group(f), f.encoding);
     let res = {
         let _permit = shared.permits.acquire().await;
         let req = t
@@ -537,7 +639,13 @@ async fn reheader_one(shared: &Arc<Shared>, i: usize) {
             lock(&shared.result).reheadered.push(f.rel.clone());
         }
         Err(e) => {
-            let msg = explain_sdk_error("copy", &t.bucket, Some(&key), t.headers.acl.is_some(), &e);
+            let msg = explain_sdk_error(
+                "copy",
+                &t.bucket,
+                Some(&key),
+                t.group(f).settings.acl.is_some(),
+                &e,
+            );
             if t.verbosity >= Verbosity::OnlyErrors {
                 shared
                     .out
@@ -645,6 +753,29 @@ mod tests {
             encode_copy_source("b", "a b/ü+%#?.txt"),
             "b/a%20b/%C3%BC%2B%25%23%3F.txt"
         );
+    }
+
+    #[test]
+    fn local_paths_print_relative_to_the_working_directory_as_aws_cli() {
+        let cwd = Some(Path::new("/clone"));
+        let cases = [
+            ("dist", "dist"),
+            ("dist/", "dist"),
+            ("./dist/", "dist"),
+            ("./a/../dist", "dist"),
+            ("/clone/dist/", "dist"),
+            ("/clone/./dist", "dist"),
+            ("/clone", ""),
+            (".", ""),
+            ("./", ""),
+            ("/elsewhere/dist", "/elsewhere/dist"),
+            ("../sibling/dist", "../sibling/dist"),
+            ("/clone-2/dist", "/clone-2/dist"),
+        ];
+        for (local, want) in cases {
+            assert_eq!(display_local_path(local, cwd), want, "{local}");
+        }
+        assert_eq!(display_local_path("./dist", None), "./dist");
     }
 
     #[test]

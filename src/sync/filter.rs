@@ -82,6 +82,29 @@ pub struct FilterError {
     pub reason: String,
 }
 
+/// One pattern with the filters' aws-cli semantics, for matching rather than filtering
+/// (e.g. the header rules' `pattern`).
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    inner: Filters,
+}
+
+impl Pattern {
+    pub fn new(pattern: &str) -> Result<Pattern, FilterError> {
+        Ok(Pattern {
+            inner: Filters::new(&[FilterRule {
+                kind: FilterKind::Include,
+                pattern: pattern.to_string(),
+            }])?,
+        })
+    }
+
+    /// True when the pattern matches the whole relative path.
+    pub fn is_match(&self, rel_path: &str) -> bool {
+        self.inner.last_match(rel_path).is_some()
+    }
+}
+
 /// Compiled filters; an empty (default) value includes everything.
 #[derive(Clone, Debug, Default)]
 pub struct Filters {
@@ -143,8 +166,14 @@ impl Filters {
     /// True when the relative path (with `/` separators, no leading slash)
     /// survives the filters.
     pub fn is_included(&self, rel_path: &str) -> bool {
+        self.last_match(rel_path)
+            .is_none_or(|kind| kind == FilterKind::Include)
+    }
+
+    /// The kind of the last rule whose pattern matches, if any.
+    fn last_match(&self, rel_path: &str) -> Option<FilterKind> {
         if self.rules.is_empty() {
-            return true;
+            return None;
         }
         let ascii = rel_path.is_ascii();
         let candidate = Candidate::from_bytes(rel_path);
@@ -162,10 +191,10 @@ impl Filters {
                 matcher.is_match_candidate(&candidate)
             };
             if hit {
-                return rule.kind == FilterKind::Include;
+                return Some(rule.kind);
             }
         }
-        true
+        None
     }
 
     /// True when there are no filters at all.

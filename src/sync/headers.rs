@@ -12,12 +12,14 @@ use std::collections::HashMap;
 
 use md5::{Digest, Md5};
 
-use crate::config::HeaderSettings;
+use crate::config::{HeaderRule, HeaderSettings};
+use crate::sync::compress::Compression;
 
 /// The user-metadata key that holds the header fingerprint (`x-amz-meta-s3-deploy-pipe-headers`).
 pub const FINGERPRINT_KEY: &str = "s3-deploy-pipe-headers";
 /// Bumped when the derivation of headers changes (e.g. the MIME table), forcing a re-apply.
-const FINGERPRINT_VERSION: &str = "1";
+/// 2: `.mjs`, `.woff`, `.otf` types as aws-cli; no `application/octet-stream` on untyped files.
+const FINGERPRINT_VERSION: &str = "2";
 
 /// The headers of one object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,8 +38,35 @@ pub struct ObjectHeaders {
     pub website_redirect: Option<String>,
 }
 
+/// Extensions where `mime_guess` and aws-cli disagree and aws-cli's answer is the one users
+/// expect. aws-cli guesses with Python's `mimetypes` (its built-in table since Python 3.12, plus
+/// the system's `/etc/mime.types` where there is one, e.g. Debian's `media-types`).
+/// Differences left alone on purpose: `.map` (aws-cli: none, so `binary/octet-stream`; we say
+/// `text/plain`), `.gz` (aws-cli types `app.js.gz` as `text/javascript`; we say
+/// `application/gzip`), and `.xml` / `.ico`, where aws-cli's answer depends on the system and
+/// both types work in every browser.
+const AWS_CLI_TYPES: &[(&str, &str)] = &[
+    // RFC 9239 makes text/javascript the JavaScript type; mime_guess already says so for `.js`
+    // but still says application/javascript for modules.
+    ("mjs", "text/javascript"),
+    // RFC 8081's font types; mime_guess has the deprecated application/font-woff and
+    // application/font-sfnt.
+    ("woff", "font/woff"),
+    ("otf", "font/otf"),
+];
+
 /// The Content-Type guessed from the extension, as aws-cli does; `None` for unknown extensions.
 pub fn guess_content_type(rel: &str) -> Option<String> {
+    let ext = std::path::Path::new(rel)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    if let Some((_, t)) = AWS_CLI_TYPES
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+    {
+        return Some((*t).to_string());
+    }
     mime_guess::from_path(rel)
         .first()
         .map(|m| m.essence_str().to_string())
@@ -46,6 +75,66 @@ pub fn guess_content_type(rel: &str) -> Option<String> {
 /// HTML pages are uploaded last, so they never refer to an asset not yet uploaded.
 pub fn is_html(rel: &str) -> bool {
     guess_content_type(rel).as_deref() == Some("text/html")
+}
+
+/// The settings shared by the files that match one rule (or no rule), with their fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub settings: HeaderSettings,
+    pub compress: Option<Compression>,
+    pub fingerprint: String,
+}
+
+/// Group 0 is the global settings (files no rule matches); group `i + 1` is rule `i` laid over
+/// them: a field the rule sets replaces the global one, `metadata` as a whole.
+pub fn groups(global: &HeaderSettings, rules: &[HeaderRule]) -> Vec<Group> {
+    let mut out = vec![Group {
+        settings: global.clone(),
+        compress: None,
+        fingerprint: fingerprint_with(global, None),
+    }];
+    for r in rules {
+        let mut s = global.clone();
+        let or = |rule: &Option<String>, global: &mut Option<String>| {
+            if rule.is_some() {
+                global.clone_from(rule);
+            }
+        };
+        or(&r.cache_control, &mut s.cache_control);
+        or(&r.content_type, &mut s.content_type);
+        or(&r.content_encoding, &mut s.content_encoding);
+        or(&r.content_disposition, &mut s.content_disposition);
+        or(&r.acl, &mut s.acl);
+        or(&r.storage_class, &mut s.storage_class);
+        if let Some(m) = &r.metadata {
+            s.metadata.clone_from(m);
+        }
+        let fingerprint = fingerprint_with(&s, r.compress);
+        out.push(Group {
+            settings: s,
+            compress: r.compress,
+            fingerprint,
+        });
+    }
+    out
+}
+
+/// The group of a file: the first rule whose pattern matches, else the global group 0.
+pub fn group_of(rel: &str, rules: &[HeaderRule]) -> usize {
+    rules
+        .iter()
+        .position(|r| r.matcher.is_match(rel))
+        .map_or(0, |i| i + 1)
+}
+
+fn fingerprint_with(s: &HeaderSettings, compress: Option<Compression>) -> String {
+    match compress {
+        None => fingerprint(s),
+        Some(c) => {
+            let both = format!("{}+{}", fingerprint(s), c.encoding());
+            hex::encode(&Md5::digest(both.as_bytes())[..8])
+        }
+    }
 }
 
 /// A short hash of the header settings.
@@ -70,7 +159,9 @@ pub fn fingerprint(s: &HeaderSettings) -> String {
 }
 
 /// The headers for the object of `rel` under these settings.
-pub fn for_file(rel: &str, s: &HeaderSettings, fingerprint: &str) -> ObjectHeaders {
+pub fn for_file(rel: &str, group: &Group, encoding: Option<Compression>) -> ObjectHeaders {
+    let s = &group.settings;
+    let fingerprint = group.fingerprint.as_str();
     let content_type = s.content_type.clone().or_else(|| {
         if s.guess_mime {
             guess_content_type(rel)
@@ -88,7 +179,10 @@ pub fn for_file(rel: &str, s: &HeaderSettings, fingerprint: &str) -> ObjectHeade
         content_type,
         cache_control: s.cache_control.clone(),
         content_disposition: s.content_disposition.clone(),
-        content_encoding: s.content_encoding.clone(),
+        content_encoding: match encoding {
+            Some(c) => Some(c.encoding().to_string()),
+            None => s.content_encoding.clone(),
+        },
         content_language: s.content_language.clone(),
         expires: s.expires.as_deref().and_then(|e| {
             aws_smithy_types::DateTime::from_str(e, aws_smithy_types::date_time::Format::HttpDate)
@@ -148,6 +242,22 @@ mod tests {
             Some("text/html")
         );
         assert_eq!(guess_content_type("LICENSE"), None);
+        assert_eq!(guess_content_type(".htaccess"), None);
+        // Where mime_guess differs from aws-cli, aws-cli's answer.
+        assert_eq!(
+            guess_content_type("m/app.mjs").as_deref(),
+            Some("text/javascript")
+        );
+        assert_eq!(
+            guess_content_type("js/app.js").as_deref(),
+            Some("text/javascript")
+        );
+        assert_eq!(guess_content_type("f/a.WOFF").as_deref(), Some("font/woff"));
+        assert_eq!(
+            guess_content_type("f/a.woff2").as_deref(),
+            Some("font/woff2")
+        );
+        assert_eq!(guess_content_type("f/a.otf").as_deref(), Some("font/otf"));
         assert!(is_html("x/index.htm"));
         assert!(!is_html("x/app.js"));
     }
@@ -183,6 +293,14 @@ mod tests {
         }
     }
 
+    fn group(s: HeaderSettings) -> Group {
+        Group {
+            fingerprint: "fp".into(),
+            settings: s,
+            compress: None,
+        }
+    }
+
     #[test]
     fn headers_for_a_file() {
         let s = HeaderSettings {
@@ -190,13 +308,76 @@ mod tests {
             cache_control: Some("max-age=60".into()),
             ..Default::default()
         };
-        let h = for_file("a.css", &s, "fp");
+        let h = for_file("a.css", &group(s), None);
         assert_eq!(h.content_type.as_deref(), Some("text/css"));
         assert_eq!(
             h.metadata.get(FINGERPRINT_KEY).map(String::as_str),
             Some("fp")
         );
-        let none = for_file("a.css", &HeaderSettings::default(), "fp");
+        let none = for_file("a.css", &group(HeaderSettings::default()), None);
         assert_eq!(none.content_type, None);
+        let gz = for_file(
+            "a.css",
+            &group(HeaderSettings::default()),
+            Some(Compression::Gzip),
+        );
+        assert_eq!(gz.content_encoding.as_deref(), Some("gzip"));
+    }
+
+    fn rule(pattern: &str) -> HeaderRule {
+        HeaderRule {
+            pattern: pattern.into(),
+            matcher: crate::sync::filter::Pattern::new(pattern).expect("pattern"),
+            cache_control: None,
+            content_type: None,
+            content_encoding: None,
+            content_disposition: None,
+            metadata: None,
+            acl: None,
+            storage_class: None,
+            compress: None,
+        }
+    }
+
+    #[test]
+    fn first_matching_rule_wins_and_unset_fields_fall_back() {
+        let global = HeaderSettings {
+            guess_mime: true,
+            cache_control: Some("max-age=300".into()),
+            acl: Some("public-read".into()),
+            ..Default::default()
+        };
+        let rules = vec![
+            HeaderRule {
+                cache_control: Some("no-cache".into()),
+                ..rule("*.html")
+            },
+            HeaderRule {
+                cache_control: Some("max-age=31536000, immutable".into()),
+                compress: Some(Compression::Br),
+                ..rule("assets/*")
+            },
+            HeaderRule {
+                cache_control: Some("never used".into()),
+                ..rule("*")
+            },
+        ];
+        assert_eq!(group_of("index.html", &rules), 1);
+        assert_eq!(group_of("assets/index.html", &rules), 1, "first match wins");
+        assert_eq!(group_of("assets/app.js", &rules), 2);
+        assert_eq!(group_of("robots.txt", &rules), 3);
+        let none: Vec<HeaderRule> = Vec::new();
+        assert_eq!(group_of("robots.txt", &none), 0);
+        let g = groups(&global, &rules);
+        assert_eq!(g.len(), 4);
+        assert_eq!(g[1].settings.cache_control.as_deref(), Some("no-cache"));
+        assert_eq!(
+            g[1].settings.acl.as_deref(),
+            Some("public-read"),
+            "fall back to the global ACL"
+        );
+        assert_eq!(g[2].compress, Some(Compression::Br));
+        let fps: std::collections::HashSet<_> = g.iter().map(|x| x.fingerprint.clone()).collect();
+        assert_eq!(fps.len(), 4, "each group has its own fingerprint");
     }
 }

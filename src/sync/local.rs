@@ -19,8 +19,15 @@ pub struct LocalFile {
     pub rel: String,
     /// Where to read it.
     pub path: PathBuf,
+    /// Bytes to upload: the file's size, or its compressed size when `encoding` is set.
     pub size: u64,
     pub mtime: SystemTime,
+    /// Header group (see `headers::groups`): 0 unless a rule matches.
+    pub group: usize,
+    /// Set when the file is uploaded compressed.
+    pub encoding: Option<crate::sync::compress::Compression>,
+    /// The file's size on disk.
+    pub source_size: u64,
 }
 
 /// The scan's result: files sorted by `rel`, and the warnings to print.
@@ -136,6 +143,9 @@ pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
             path: path.to_path_buf(),
             size: meta.len(),
             mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            group: 0,
+            encoding: None,
+            source_size: meta.len(),
         });
     }
     out.files.sort_by(|a, b| a.rel.cmp(&b.rel));

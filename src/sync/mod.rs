@@ -1,6 +1,7 @@
 //! The S3 sync, `aws s3 sync` semantics: scan → list (with hashing alongside) → plan → execute.
 
 pub mod compare;
+pub mod compress;
 pub mod etag;
 pub mod execute;
 pub mod filter;
@@ -20,9 +21,11 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use crate::cancel::Cancel;
 use crate::config::{CompareMode, SyncConfig};
 use crate::output::Output;
+use compress::Compression;
 use etag::LocalDigest;
 use execute::{MULTIPART_THRESHOLD, Target};
 use local::LocalFile;
+use md5::Digest;
 use plan::{GuardError, PlanInput};
 use remote::RemoteObject;
 
@@ -122,6 +125,8 @@ pub struct SyncOutcome {
     pub failures: Vec<(String, String)>,
     pub html_held_back: usize,
     pub deletes_held_back: usize,
+    /// Bytes not sent thanks to precompression (uploaded files only).
+    pub compression_saved: u64,
 }
 
 impl SyncOutcome {
@@ -165,6 +170,18 @@ const MAX_KEY_BYTES: usize = 1024;
 
 /// Hash files on all cores, off the async threads. `jobs`: (index, part sizes).
 fn hash_files(files: &[LocalFile], jobs: Vec<(usize, Vec<u64>)>) -> Vec<(usize, LocalDigest)> {
+    // An unreadable file gets no digest: it then counts as changed, and its upload reports
+    // the read error.
+    parallel(jobs, |(i, parts)| {
+        etag::digest_file(&files[*i].path, parts)
+            .ok()
+            .map(|(d, _)| (*i, d))
+    })
+}
+
+/// Run `f` over `jobs` on one thread per core (CPU-bound work: hashing, compressing), off the
+/// async threads. Results come back in no particular order.
+fn parallel<T: Sync, R: Send>(jobs: Vec<T>, f: impl Fn(&T) -> Option<R> + Sync) -> Vec<R> {
     if jobs.is_empty() {
         return Vec::new();
     }
@@ -180,12 +197,8 @@ fn hash_files(files: &[LocalFile], jobs: Vec<(usize, Vec<u64>)>) -> Vec<(usize, 
                 let mut mine = Vec::new();
                 loop {
                     let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((i, parts)) = jobs.get(k) else { break };
-                    // An unreadable file gets no digest: it then counts as changed, and its
-                    // upload reports the read error.
-                    if let Ok((d, _)) = etag::digest_file(&files[*i].path, parts) {
-                        mine.push((*i, d));
-                    }
+                    let Some(job) = jobs.get(k) else { break };
+                    mine.extend(f(job));
                 }
                 results
                     .lock()
@@ -237,34 +250,25 @@ pub async fn run(
     for w in &scan.warnings {
         out.warn(w);
     }
-    let files = std::sync::Arc::new(files);
-
-    // Hash the small files while the listing runs (checksum mode): most sites are small files,
-    // and by the time the listing is back their MD5s are ready.
-    let prehash = if cfg.compare == CompareMode::Checksum {
-        let files = files.clone();
-        Some(tokio::task::spawn_blocking(move || {
-            let jobs = files
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| f.size < MULTIPART_THRESHOLD)
-                .map(|(i, _)| (i, Vec::new()))
-                .collect();
-            hash_files(&files, jobs)
-        }))
-    } else {
-        None
-    };
-    let remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await?;
-    let mut digests: Vec<Option<LocalDigest>> = vec![None; files.len()];
-    if let Some(h) = prehash {
-        for (i, d) in h
-            .await
-            .map_err(|e| SyncError::Aws(format!("internal error while hashing: {e}")))?
-        {
-            digests[i] = Some(d);
+    let mut files = files;
+    let groups = headers::groups(&cfg.headers, &cfg.rules);
+    if !cfg.rules.is_empty() {
+        for f in &mut files {
+            f.group = headers::group_of(&f.rel, &cfg.rules);
         }
     }
+
+    // While the listing runs: compress the files whose rule asks for it (their size and MD5
+    // are those of the compressed bytes) and hash the small files (checksum mode): most sites
+    // are small files, and by the time the listing is back their MD5s are ready.
+    let compressions: Vec<Option<Compression>> = groups.iter().map(|g| g.compress).collect();
+    let checksum = cfg.compare == CompareMode::Checksum;
+    let prep = tokio::task::spawn_blocking(move || prepare(files, &compressions, checksum));
+    let remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await?;
+    let (files, mut digests) = prep
+        .await
+        .map_err(|e| SyncError::Aws(format!("internal error while hashing: {e}")))?;
+    let files = std::sync::Arc::new(files);
     // Large files are hashed only when a same-size object exists, with the part sizes its
     // multipart ETag asks for.
     let late_jobs = needed_late_digests(cfg.compare, &files, &remote, &digests);
@@ -292,9 +296,17 @@ pub async fn run(
     });
     the_plan.check_guards(files.len(), remote.len(), cfg.delete, cfg.max_delete)?;
 
-    let fingerprint = headers::fingerprint(&cfg.headers);
-    if let Some(&sample) = the_plan.unchanged.first() {
-        let key = format!("{}{}", cfg.prefix, files[sample].rel);
+    // One HEAD per header group among the unchanged objects: when its fingerprint differs
+    // from the current settings, that group's unchanged objects get their headers re-applied.
+    let mut stale = vec![false; groups.len()];
+    let mut sampled = vec![false; groups.len()];
+    for &i in &the_plan.unchanged {
+        let g = files[i].group;
+        if sampled[g] {
+            continue;
+        }
+        sampled[g] = true;
+        let key = format!("{}{}", cfg.prefix, files[i].rel);
         let head = client
             .head_object()
             .bucket(&cfg.bucket)
@@ -306,13 +318,15 @@ pub async fn run(
             .metadata()
             .and_then(|m| m.get(headers::FINGERPRINT_KEY))
             .map(String::as_str);
-        if theirs != Some(fingerprint.as_str()) {
-            out.info(format!(
-                "Header settings changed since the last deploy: re-applying headers to {} unchanged object(s) without re-uploading",
-                the_plan.unchanged.len()
-            ));
-            the_plan.mark_headers_stale(&files);
-        }
+        stale[g] = theirs != Some(groups[g].fingerprint.as_str());
+    }
+    if stale.iter().any(|s| *s) {
+        let before = the_plan.unchanged.len();
+        the_plan.mark_headers_stale(&files, |i| stale[files[i].group]);
+        out.info(format!(
+            "Header settings changed since the last deploy: re-applying headers to {} unchanged object(s) without re-uploading",
+            before - the_plan.unchanged.len()
+        ));
     }
     if the_plan.not_md5 > 0 {
         out.info(format!(
@@ -334,17 +348,31 @@ pub async fn run(
         client,
         bucket: cfg.bucket.clone(),
         prefix: cfg.prefix.clone(),
-        local_display: cfg.local_display.clone(),
-        headers: cfg.headers.clone(),
-        fingerprint,
+        local_display: execute::display_local_path(
+            &cfg.local_display,
+            std::env::current_dir().ok().as_deref(),
+        ),
+        groups,
         dry_run,
         verbosity: cfg.verbosity,
         progress: cfg.progress,
         max_concurrency: cfg.max_concurrency,
     };
+    let savings: Vec<(String, u64)> = files
+        .iter()
+        .filter(|f| f.encoding.is_some())
+        .map(|f| (f.rel.clone(), f.source_size.saturating_sub(f.size)))
+        .collect();
     let files_vec = std::sync::Arc::try_unwrap(files).unwrap_or_else(|a| (*a).clone());
     let done = execute::execute(target, files_vec, &the_plan, out, cancel).await;
 
+    let uploaded: std::collections::HashSet<&str> =
+        done.uploaded.iter().map(String::as_str).collect();
+    let compression_saved: u64 = savings
+        .iter()
+        .filter(|(rel, _)| uploaded.contains(rel.as_str()))
+        .map(|(_, saved)| saved)
+        .sum();
     let full = |rel: &String| format!("{}{rel}", cfg.prefix);
     let outcome = SyncOutcome {
         bucket: cfg.bucket.clone(),
@@ -361,8 +389,54 @@ pub async fn run(
         failures: done.failures,
         html_held_back: done.html_held_back,
         deletes_held_back: done.deletes_held_back,
+        compression_saved,
     };
     Ok(outcome)
+}
+
+/// Compress what the rules ask to compress, then hash the small files (checksum mode).
+/// Returns the files (size and encoding updated for compressed ones) and their digests.
+fn prepare(
+    mut files: Vec<LocalFile>,
+    compressions: &[Option<Compression>],
+    checksum: bool,
+) -> (Vec<LocalFile>, Vec<Option<LocalDigest>>) {
+    let mut digests: Vec<Option<LocalDigest>> = vec![None; files.len()];
+    let jobs: Vec<(usize, Compression)> = files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| compressions.get(f.group).copied().flatten().map(|c| (i, c)))
+        .collect();
+    let compressed = parallel(jobs, |&(i, c)| {
+        // Unreadable files stay as they are: their upload reports the error.
+        let bytes = compress::compress_file(&files[i].path, c).ok().flatten()?;
+        Some((
+            i,
+            c,
+            bytes.len() as u64,
+            hex::encode(md5::Md5::digest(&bytes)),
+        ))
+    });
+    for (i, c, len, md5) in compressed {
+        files[i].encoding = Some(c);
+        files[i].size = len;
+        digests[i] = Some(LocalDigest {
+            md5,
+            multipart: Vec::new(),
+        });
+    }
+    if checksum {
+        let jobs = files
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| digests[*i].is_none() && f.size < MULTIPART_THRESHOLD)
+            .map(|(i, _)| (i, Vec::new()))
+            .collect();
+        for (i, d) in hash_files(&files, jobs) {
+            digests[i] = Some(d);
+        }
+    }
+    (files, digests)
 }
 
 fn needed_late_digests(
@@ -376,6 +450,9 @@ fn needed_late_digests(
     for (i, f) in files.iter().enumerate() {
         while j < remote.len() && remote[j].rel.as_str() < f.rel.as_str() {
             j += 1;
+        }
+        if f.encoding.is_some() {
+            continue; // digest of the compressed bytes already computed
         }
         let Some(r) = remote.get(j).filter(|r| r.rel == f.rel) else {
             continue;

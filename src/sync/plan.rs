@@ -145,12 +145,15 @@ fn push_upload(
 }
 
 impl Plan {
-    /// The header settings changed: every unchanged object gets its headers re-applied.
-    /// Objects above CopyObject's 5 GiB limit are re-uploaded instead. Pure.
-    pub fn mark_headers_stale(&mut self, local: &[LocalFile]) {
-        let unchanged = std::mem::take(&mut self.unchanged);
+    /// The header settings of some groups changed: the unchanged objects for which `stale`
+    /// holds get their headers re-applied; above CopyObject's 5 GiB limit they are re-uploaded. Pure.
+    pub fn mark_headers_stale(&mut self, local: &[LocalFile], stale: impl Fn(usize) -> bool) {
+        let (stale_ones, fresh): (Vec<usize>, Vec<usize>) = std::mem::take(&mut self.unchanged)
+            .into_iter()
+            .partition(|&i| stale(i));
+        self.unchanged = fresh;
         let mut big = Vec::new();
-        for i in unchanged {
+        for i in stale_ones {
             if local[i].size > COPY_LIMIT {
                 big.push(i);
             } else {
@@ -211,6 +214,9 @@ mod tests {
             path: rel.into(),
             size,
             mtime: UNIX_EPOCH + Duration::from_secs(mtime),
+            group: 0,
+            encoding: None,
+            source_size: size,
         }
     }
     fn ro(rel: &str, size: u64, etag: &str, lm: i64) -> RemoteObject {
@@ -445,7 +451,7 @@ mod tests {
             unchanged: vec![0, 1],
             ..Default::default()
         };
-        p.mark_headers_stale(&local);
+        p.mark_headers_stale(&local, |_| true);
         assert_eq!(p.reheaders, vec![0]);
         assert_eq!(
             p.uploads.iter().map(|u| u.index).collect::<Vec<_>>(),
