@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_cloudfront::Client;
-use aws_sdk_cloudfront::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_cloudfront::error::ProvideErrorMetadata;
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
 use md5::{Digest, Md5};
 
@@ -273,16 +273,8 @@ fn map_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt:
     account: &str,
     err: &aws_sdk_cloudfront::error::SdkError<E, R>,
 ) -> InvalidateError {
-    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
-    let detail = match err.as_service_error() {
-        Some(e) => format!(
-            "{}: {}",
-            e.code().unwrap_or("error"),
-            e.message().unwrap_or("")
-        ),
-        None => DisplayErrorContext(err).to_string(),
-    };
-    match code {
+    let (code, detail) = crate::aws_error::code_and_detail(err);
+    match code.as_str() {
         "NoSuchDistribution" => InvalidateError::NoSuchDistribution(id.to_string()),
         "AccessDenied" | "AccessDeniedException" => InvalidateError::AccessDenied {
             id: id.to_string(),

@@ -7,6 +7,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+mod aws_error;
 pub mod cancel;
 pub mod config;
 pub mod credentials;
@@ -37,7 +38,11 @@ pub fn main_with_env(env: Env) -> u8 {
             return EXIT_FAILED;
         }
     };
-    runtime.block_on(run(env))
+    let code = runtime.block_on(run(env));
+    // Do not wait for background hashing when the run ended early (an error, a signal):
+    // dropping the runtime would block until every blocking task finished.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
 }
 
 /// Run the pipe; returns the exit code.

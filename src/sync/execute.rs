@@ -54,6 +54,16 @@ pub struct Target {
 }
 
 impl Target {
+    /// A failed PutObject of `f`, explained (naming s3:PutObjectAcl when an ACL is set).
+    fn put_error<E, R>(&self, f: &LocalFile, e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let acl = self.group(f).settings.acl.is_some();
+        explain_sdk_error("put", &self.bucket, Some(&self.key(&f.rel)), acl, e)
+    }
+
     fn group(&self, f: &LocalFile) -> &headers::Group {
         self.groups.get(f.group).unwrap_or(&self.groups[0])
     }
@@ -405,15 +415,7 @@ async fn upload_bytes(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| {
-            explain_sdk_error(
-                "put",
-                &t.bucket,
-                Some(&t.key(&f.rel)),
-                t.group(f).settings.acl.is_some(),
-                &e,
-            )
-        })
+        .map_err(|e| t.put_error(f, &e))
 }
 
 async fn upload_single(
@@ -446,15 +448,7 @@ async fn upload_single(
             r.headers_mut().remove("content-type");
         });
     }
-    req.send().await.map(|_| ()).map_err(|e| {
-        explain_sdk_error(
-            "put",
-            &t.bucket,
-            Some(&t.key(&f.rel)),
-            t.group(f).settings.acl.is_some(),
-            &e,
-        )
-    })
+    req.send().await.map(|_| ()).map_err(|e| t.put_error(f, &e))
 }
 
 fn size_i64(n: u64) -> i64 {

@@ -16,7 +16,7 @@ use aws_config::SdkConfig;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::cancel::Cancel;
 use crate::config::{CompareMode, SyncConfig};
@@ -66,20 +66,12 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
-    let detail = match err.as_service_error() {
-        Some(e) => format!(
-            "{}: {}",
-            e.code().unwrap_or("error"),
-            e.message().unwrap_or("")
-        ),
-        None => DisplayErrorContext(err).to_string(),
-    };
+    let (code, detail) = crate::aws_error::code_and_detail(err);
     let resource = match key {
         Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
         None => format!("arn:aws:s3:::{bucket}"),
     };
-    match (code, op) {
+    match (code.as_str(), op) {
         ("NoSuchBucket", _) => {
             format!("bucket {bucket:?} does not exist ({detail}): create it, or fix S3_BUCKET")
         }

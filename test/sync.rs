@@ -1,0 +1,972 @@
+//! The S3 sync end to end (issue 3): the real binary, the variables a pipeline sets, moto behind
+//! a recording proxy. Each test is one scenario and asserts real outcomes: the objects, their
+//! bytes and headers, and the requests the proxy saw.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use md5::{Digest, Md5};
+use support::proxy::{Action, Match, Proxy, Recorded, Rule};
+use support::*;
+
+// ---------------------------------------------------------------------------------------------
+// The fixture
+// ---------------------------------------------------------------------------------------------
+
+/// One emulator with a recording proxy in front of it, and the bucket a pipeline deploys to.
+struct Stage {
+    moto: Moto,
+    proxy: Proxy,
+    bucket: String,
+}
+
+impl Stage {
+    fn new(bucket: &str) -> Stage {
+        let moto = Moto::start();
+        let proxy = Proxy::start(&moto.url());
+        create_bucket(&moto.url(), bucket);
+        Stage {
+            moto,
+            proxy,
+            bucket: bucket.to_string(),
+        }
+    }
+
+    /// The emulator itself: set-up and assertions that must not show in the proxy's log.
+    fn s3(&self) -> String {
+        self.moto.url()
+    }
+
+    /// Deploy `dir` to the bucket through the proxy, as a pipeline with static keys would.
+    /// `extra` variables come last, so they win (e.g. another `S3_BUCKET`). Afterwards the
+    /// proxy's log holds the requests of this run only.
+    fn sync(&self, dir: &Path, extra: &[(&str, &str)]) -> Run {
+        self.sync_in(None, &dir.display().to_string(), extra)
+    }
+
+    /// [`Stage::sync`] from a working directory (the clone directory, in Bitbucket), with
+    /// LOCAL_PATH as written.
+    fn sync_in(&self, cwd: Option<&Path>, local_path: &str, extra: &[(&str, &str)]) -> Run {
+        self.proxy.clear_requests();
+        let mut vars = key_vars(&self.proxy.url());
+        vars.push(("S3_BUCKET", self.bucket.clone()));
+        vars.push(("LOCAL_PATH", local_path.to_string()));
+        let mut all = as_refs(&vars);
+        all.extend_from_slice(extra);
+        run_pipe_in(&all, cwd)
+    }
+
+    /// The requests of the last run for which `pred` holds.
+    fn seen(&self, pred: impl Fn(&Recorded) -> bool) -> Vec<Recorded> {
+        self.proxy.requests_where(pred)
+    }
+
+    fn count(&self, pred: impl Fn(&Recorded) -> bool) -> usize {
+        self.seen(pred).len()
+    }
+
+    /// The keys of the last run's PutObject requests, sorted (repeated on retries).
+    fn put_keys(&self) -> Vec<String> {
+        sorted_keys(&self.seen(Recorded::is_put_object))
+    }
+
+    /// The last run's requests that could change the bucket: anything but GET and HEAD.
+    fn writes(&self) -> Vec<String> {
+        self.proxy
+            .requests()
+            .iter()
+            .filter(|r| r.method != "GET" && r.method != "HEAD")
+            .map(|r| format!("{} {}?{}", r.method, r.decoded_path(), r.query))
+            .collect()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        keys(&self.s3(), &self.bucket)
+    }
+
+    fn get(&self, key: &str) -> Vec<u8> {
+        get(&self.s3(), &self.bucket, key)
+    }
+
+    fn put(&self, key: &str, body: &[u8]) {
+        put(&self.s3(), &self.bucket, key, body);
+    }
+
+    fn headers(&self, key: &str) -> BTreeMap<String, String> {
+        headers_of(&self.s3(), &self.bucket, key)
+    }
+
+    /// ETag of every object, by key.
+    fn etags(&self) -> BTreeMap<String, String> {
+        list(&self.s3(), &self.bucket)
+            .into_iter()
+            .map(|o| (o.key, o.etag))
+            .collect()
+    }
+}
+
+fn sorted_keys(reqs: &[Recorded]) -> Vec<String> {
+    let mut keys: Vec<String> = reqs.iter().filter_map(Recorded::s3_key).collect();
+    keys.sort();
+    keys
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    hex::encode(Md5::digest(data))
+}
+
+/// S3's multipart ETag for `data` uploaded in parts of `part` bytes, quoted as S3 lists it.
+fn multipart_etag(data: &[u8], part: usize) -> String {
+    let mut cat = Vec::new();
+    for chunk in data.chunks(part) {
+        cat.extend_from_slice(&Md5::digest(chunk));
+    }
+    format!("\"{}-{}\"", md5_hex(&cat), data.len().div_ceil(part))
+}
+
+/// Deterministic incompressible bytes (xorshift64).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+const MIB: usize = 1024 * 1024;
+
+/// The files of a small site.
+const SITE: &[(&str, &[u8])] = &[
+    (
+        "index.html",
+        b"<!doctype html><link rel=stylesheet href=a.css><h1>hi</h1>",
+    ),
+    ("about/index.html", b"<h1>about</h1>"),
+    ("a.css", b"h1{color:red}"),
+    ("js/app.js", b"console.log(1)"),
+    ("data.json", b"{\"a\":1}"),
+    (
+        "img/logo.svg",
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+    ),
+];
+
+fn site_keys() -> Vec<String> {
+    let mut k: Vec<String> = SITE.iter().map(|(rel, _)| rel.to_string()).collect();
+    k.sort();
+    k
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. First sync
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn first_sync_uploads_every_file_with_its_bytes_and_content_type() {
+    let stage = Stage::new("bucket");
+    let files: &[(&str, &[u8])] = &[
+        ("index.html", b"<h1>hi</h1>"),
+        ("a.css", b"h1{color:red}"),
+        ("js/app.js", b"console.log(1)"),
+        ("data.json", b"{\"a\":1}"),
+        ("img/logo.svg", b"<svg/>"),
+        ("robots.txt", b"User-agent: *"),
+        (".well-known/x", b"well known"),
+        (".htaccess", b"Deny from all"),
+        ("empty.txt", b""),
+    ];
+    let dir = site(files);
+    let local = dir.path().display().to_string();
+
+    let run = stage.sync(dir.path(), &[]);
+    run.assert_code(0)
+        .assert_contains(&format!("upload: {local}/a.css to s3://bucket/a.css"))
+        .assert_contains(&format!(
+            "upload: {local}/.well-known/x to s3://bucket/.well-known/x"
+        ))
+        .assert_contains(&format!(
+            "upload: {local}/empty.txt to s3://bucket/empty.txt"
+        ));
+    let last = run.stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("✔ "), "last line: {last:?}\n{}", run.all());
+
+    let mut want: Vec<String> = files.iter().map(|(k, _)| k.to_string()).collect();
+    want.sort();
+    assert_eq!(stage.keys(), want);
+    for (key, body) in files {
+        assert_eq!(stage.get(key), *body, "bytes of {key}");
+        let h = stage.headers(key);
+        assert_eq!(
+            h.get("etag"),
+            Some(&format!("\"{}\"", md5_hex(body))),
+            "{key}"
+        );
+    }
+    let content_type = |key: &str| stage.headers(key).get("content-type").cloned();
+    assert_eq!(content_type("index.html").as_deref(), Some("text/html"));
+    assert_eq!(content_type("a.css").as_deref(), Some("text/css"));
+    assert_eq!(
+        content_type("js/app.js").as_deref(),
+        Some("text/javascript")
+    );
+    assert_eq!(
+        content_type("data.json").as_deref(),
+        Some("application/json")
+    );
+    assert_eq!(
+        content_type("img/logo.svg").as_deref(),
+        Some("image/svg+xml")
+    );
+    assert_eq!(content_type("robots.txt").as_deref(), Some("text/plain"));
+    assert_eq!(content_type("empty.txt").as_deref(), Some("text/plain"));
+    // No extension: no Content-Type is sent (as aws-cli), so S3 answers its default.
+    for put in stage.seen(|r| r.is_put_object() && r.s3_key().as_deref() == Some(".htaccess")) {
+        assert_eq!(put.header("content-type"), None, "{:?}", put.headers);
+    }
+    assert_eq!(
+        content_type(".htaccess").as_deref(),
+        Some("binary/octet-stream")
+    );
+    assert_eq!(
+        content_type(".well-known/x").as_deref(),
+        Some("binary/octet-stream")
+    );
+    assert_eq!(stage.count(Recorded::is_put_object), files.len());
+}
+
+#[test]
+fn a_prefix_maps_local_paths_below_it_and_nothing_outside_it_is_touched() {
+    let stage = Stage::new("bucket");
+    stage.put("other/keep.css", b"outside the prefix");
+    stage.put("some/prefix-sibling.css", b"outside the prefix too");
+    stage.put("some/prefix/stale.css", b"old");
+    // A clone directory with the build output in dist/, as in a pipeline.
+    let clone = site(&[("dist/a/b.css", b"b{}"), ("dist/index.html", b"<p>")]);
+
+    let run = stage.sync_in(
+        Some(clone.path()),
+        "./dist/",
+        &[("S3_BUCKET", "bucket/some/prefix"), ("DELETE_FLAG", "true")],
+    );
+    // aws-cli names local files relative to the working directory.
+    run.assert_code(0)
+        .assert_contains("upload: dist/a/b.css to s3://bucket/some/prefix/a/b.css")
+        .assert_contains("delete: s3://bucket/some/prefix/stale.css");
+    assert_eq!(
+        stage.keys(),
+        strings(&[
+            "other/keep.css",
+            "some/prefix-sibling.css",
+            "some/prefix/a/b.css",
+            "some/prefix/index.html",
+        ])
+    );
+    assert_eq!(stage.get("some/prefix/a/b.css"), b"b{}");
+    // The listing asked for the prefix only.
+    let lists = stage.seen(Recorded::is_list_objects);
+    assert!(!lists.is_empty());
+    for l in &lists {
+        assert_eq!(
+            l.query_param("prefix").as_deref(),
+            Some("some/prefix/"),
+            "{}",
+            l.query
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2–4. What a resync uploads
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn resync_after_a_fresh_clone_uploads_nothing_by_checksum_and_everything_by_mtime() {
+    let stage = Stage::new("bucket");
+    let dir = site(SITE);
+    stage.sync(dir.path(), &[]).assert_code(0);
+    assert_eq!(stage.keys(), site_keys());
+
+    // A fresh CI clone: every mtime is new, no content changed.
+    touch_all(dir.path(), 3600);
+    let run = stage.sync(dir.path(), &[]);
+    run.assert_code(0);
+    assert_eq!(stage.count(Recorded::is_put_object), 0, "{}", run.all());
+    assert_eq!(stage.count(Recorded::is_upload_part), 0);
+    assert_eq!(stage.count(Recorded::is_copy_object), 0);
+    assert!(stage.count(Recorded::is_head_object) <= 1);
+    assert!(!run.stdout.contains("upload:"), "{}", run.stdout);
+
+    // aws-cli's rule: a newer local file is uploaded, so everything goes again.
+    let run = stage.sync(dir.path(), &[("SYNC_COMPARE", "size-and-mtime")]);
+    run.assert_code(0);
+    assert_eq!(stage.put_keys(), site_keys(), "{}", run.all());
+}
+
+#[test]
+fn one_changed_file_is_the_only_put() {
+    let stage = Stage::new("bucket");
+    let dir = site(SITE);
+    stage.sync(dir.path(), &[]).assert_code(0);
+
+    write_files(dir.path(), &[("a.css", b"h1{color:blue;margin:0}")]);
+    touch_all(dir.path(), 60);
+    let run = stage.sync(dir.path(), &[]);
+    run.assert_code(0).assert_contains(&format!(
+        "upload: {}/a.css to s3://bucket/a.css",
+        dir.path().display()
+    ));
+    assert_eq!(stage.put_keys(), strings(&["a.css"]));
+    assert_eq!(stage.count(Recorded::is_copy_object), 0);
+    assert_eq!(stage.get("a.css"), b"h1{color:blue;margin:0}");
+}
+
+#[test]
+fn a_same_size_edit_is_caught_by_checksum_and_missed_by_size_only() {
+    let stage = Stage::new("bucket");
+    let dir = site(&[("a.txt", b"hello world"), ("b.css", b"b{}")]);
+    stage.sync(dir.path(), &[]).assert_code(0);
+    write_files(dir.path(), &[("a.txt", b"HELLO world")]);
+
+    for size_only in [("SYNC_COMPARE", "size-only"), ("EXTRA_ARGS", "--size-only")] {
+        let run = stage.sync(dir.path(), &[size_only]);
+        run.assert_code(0);
+        assert_eq!(
+            stage.count(Recorded::is_put_object),
+            0,
+            "{size_only:?}\n{}",
+            run.all()
+        );
+        assert_eq!(stage.get("a.txt"), b"hello world", "{size_only:?}");
+    }
+
+    let run = stage.sync(dir.path(), &[]);
+    run.assert_code(0);
+    assert_eq!(stage.put_keys(), strings(&["a.txt"]), "{}", run.all());
+    assert_eq!(stage.get("a.txt"), b"HELLO world");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Header settings
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn changed_header_settings_are_reapplied_by_copy_without_reuploading() {
+    let stage = Stage::new("bucket");
+    let dir = site(SITE);
+    stage
+        .sync(dir.path(), &[("CACHE_CONTROL", "max-age=60")])
+        .assert_code(0);
+    let etags = stage.etags();
+    let types: BTreeMap<String, Option<String>> = site_keys()
+        .into_iter()
+        .map(|k| {
+            let t = stage.headers(&k).get("content-type").cloned();
+            (k, t)
+        })
+        .collect();
+
+    // A dry run only tells.
+    let run = stage.sync(
+        dir.path(),
+        &[("CACHE_CONTROL", "max-age=120"), ("DRY_RUN", "true")],
+    );
+    run.assert_code(0)
+        .assert_contains("(dryrun) update headers: s3://bucket/a.css");
+    assert_eq!(stage.writes(), Vec::<String>::new());
+    assert_eq!(
+        stage
+            .headers("a.css")
+            .get("cache-control")
+            .map(String::as_str),
+        Some("max-age=60")
+    );
+
+    let run = stage.sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")]);
+    run.assert_code(0)
+        .assert_contains("Header settings changed since the last deploy");
+    assert_eq!(stage.count(Recorded::is_put_object), 0, "{}", run.all());
+    assert_eq!(stage.count(Recorded::is_upload_part), 0);
+    assert_eq!(
+        sorted_keys(&stage.seen(Recorded::is_copy_object)),
+        site_keys()
+    );
+    assert_eq!(stage.etags(), etags, "no bytes changed");
+    for (key, body) in SITE {
+        let h = stage.headers(key);
+        assert_eq!(
+            h.get("cache-control").map(String::as_str),
+            Some("max-age=120"),
+            "{key}"
+        );
+        // MetadataDirective=REPLACE drops every header not sent again: the type must survive.
+        assert_eq!(h.get("content-type"), types[*key].as_ref(), "{key}");
+        assert_eq!(stage.get(key), *body, "{key}");
+    }
+
+    let run = stage.sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")]);
+    run.assert_code(0);
+    assert_eq!(stage.count(Recorded::is_copy_object), 0, "{}", run.all());
+    assert_eq!(stage.count(Recorded::is_put_object), 0);
+    assert!(stage.count(Recorded::is_head_object) <= 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Large files
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_large_file_goes_multipart_and_a_resync_recognises_its_etag() {
+    let stage = Stage::new("bucket");
+    let big = noise(20 * MIB, 7);
+    let dir = site(&[("video/big.bin", &big), ("index.html", b"<video>")]);
+
+    let run = stage.sync(dir.path(), &[]);
+    run.assert_code(0);
+    assert_eq!(stage.count(Recorded::is_create_multipart_upload), 1);
+    assert_eq!(stage.count(Recorded::is_upload_part), 3, "8 + 8 + 4 MiB");
+    assert_eq!(stage.count(Recorded::is_complete_multipart_upload), 1);
+    assert_eq!(stage.put_keys(), strings(&["index.html"]));
+    let etag = stage.etags()["video/big.bin"].clone();
+    assert!(etag.ends_with("-3\""), "{etag}");
+    assert_eq!(etag, multipart_etag(&big, 8 * MIB), "aws-cli's part size");
+    assert!(stage.get("video/big.bin") == big, "content roundtrips");
+
+    touch_all(dir.path(), 3600);
+    let run = stage.sync(dir.path(), &[]);
+    run.assert_code(0);
+    assert_eq!(stage.count(Recorded::is_upload_part), 0, "{}", run.all());
+    assert_eq!(stage.count(Recorded::is_create_multipart_upload), 0);
+    assert_eq!(stage.count(Recorded::is_put_object), 0);
+    assert_eq!(stage.count(Recorded::is_copy_object), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Filters and delete
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn filters_decide_uploads_and_excluded_keys_are_never_deleted() {
+    let stage = Stage::new("bucket");
+    let dir = site(&[
+        ("app.js", b"a()"),
+        ("app.js.map", b"{}"),
+        ("keep.map", b"{\"keep\":1}"),
+        ("index.html", b"<p>"),
+    ]);
+    stage.put("old.js", b"stale");
+    stage.put("old.map", b"excluded, so kept");
+    stage.put("sub/old.css", b"stale");
+    // A console's "folder" marker has no local counterpart and holds nothing: it stays.
+    stage.put("sub/", b"");
+
+    let run = stage.sync(
+        dir.path(),
+        &[
+            ("EXTRA_ARGS", "--exclude '*.map' --include 'keep.map'"),
+            ("DELETE_FLAG", "true"),
+        ],
+    );
+    run.assert_code(0)
+        .assert_contains("delete: s3://bucket/old.js")
+        .assert_contains("delete: s3://bucket/sub/old.css");
+    assert_eq!(
+        stage.put_keys(),
+        strings(&["app.js", "index.html", "keep.map"]),
+        "a later --include wins over an earlier --exclude"
+    );
+    assert_eq!(
+        stage.keys(),
+        strings(&["app.js", "index.html", "keep.map", "old.map", "sub/"])
+    );
+    assert!(!run.all().contains("old.map"), "{}", run.all());
+
+    // The other order: the later --exclude wins.
+    create_bucket(&stage.s3(), "bucket-2");
+    let run = stage.sync(
+        dir.path(),
+        &[
+            ("S3_BUCKET", "bucket-2"),
+            ("EXTRA_ARGS", "--include 'keep.map' --exclude '*.map'"),
+        ],
+    );
+    run.assert_code(0);
+    assert_eq!(
+        keys(&stage.s3(), "bucket-2"),
+        strings(&["app.js", "index.html"])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Dry run
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_dry_run_prints_the_plan_and_writes_nothing() {
+    let stage = Stage::new("bucket");
+    stage.put("stale.js", b"old");
+    stage.put("a.css", b"old content");
+    let dir = site(&[("a.css", b"a{}"), ("index.html", b"<p>")]);
+    let local = dir.path().display().to_string();
+
+    for vars in [
+        vec![("DRY_RUN", "true"), ("DELETE_FLAG", "true")],
+        vec![("EXTRA_ARGS", "--dryrun --delete")],
+    ] {
+        let run = stage.sync(dir.path(), &vars);
+        run.assert_code(0)
+            .assert_contains(&format!(
+                "(dryrun) upload: {local}/a.css to s3://bucket/a.css"
+            ))
+            .assert_contains(&format!(
+                "(dryrun) upload: {local}/index.html to s3://bucket/index.html"
+            ))
+            .assert_contains("(dryrun) delete: s3://bucket/stale.js");
+        assert_eq!(stage.writes(), Vec::<String>::new(), "{vars:?}");
+        assert!(
+            stage
+                .proxy
+                .requests()
+                .iter()
+                .all(|r| r.is_list_objects() || r.is_head_object()),
+            "only listing and HEAD: {:?}",
+            stage
+                .proxy
+                .requests()
+                .iter()
+                .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(stage.keys(), strings(&["a.css", "stale.js"]));
+        assert_eq!(stage.get("a.css"), b"old content");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. A failed upload
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_failed_upload_holds_back_html_and_every_delete() {
+    let stage = Stage::new("bucket");
+    stage.put("stale.js", b"old");
+    let dir = site(&[
+        ("app.js", b"a()"),
+        ("broken.css", b"x{}"),
+        ("img/logo.png", b"\x89PNG"),
+        ("index.html", b"<link href=broken.css>"),
+    ]);
+    stage.proxy.set_rules(vec![
+        Rule::new(
+            Match::any().method("PUT").path_contains("broken.css"),
+            Action::s3_internal_error(),
+        )
+        .probability(1.0),
+    ]);
+
+    let run = stage.sync(dir.path(), &[("DELETE_FLAG", "true")]);
+    run.assert_code(1)
+        .assert_contains("broken.css")
+        .assert_contains("InternalError")
+        .assert_contains("HTML upload(s) held back")
+        .assert_contains("delete(s) not done");
+    assert_eq!(stage.count(Recorded::is_delete_objects), 0);
+    assert_eq!(stage.count(Recorded::is_delete_object), 0);
+    assert!(
+        stage.count(|r| r.is_put_object() && r.path.ends_with("/broken.css")) > 1,
+        "a 500 is retried before the upload counts as failed"
+    );
+    let mut attempted = stage.put_keys();
+    attempted.dedup();
+    assert_eq!(
+        attempted,
+        strings(&["app.js", "broken.css", "img/logo.png"]),
+        "index.html is never attempted"
+    );
+    assert_eq!(
+        stage.keys(),
+        strings(&["app.js", "img/logo.png", "stale.js"])
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Awkward key names
+// ---------------------------------------------------------------------------------------------
+
+/// Names that break naive URL encoding, and é both precomposed (NFC) and decomposed (NFD).
+const AWKWARD: &[&str] = &[
+    "with space.txt",
+    "dir with space/ü/ñ.js",
+    "\u{e9}.txt",
+    "e\u{301}.txt",
+    "plus+sign.css",
+    "100%.txt",
+    "pct%20encoded.txt",
+    "hash#tag.txt",
+    "question?.txt",
+    "a&b=c.txt",
+    "tilde~.txt",
+    "brackets[1].txt",
+    "parens(1).txt",
+    "日本語/ファイル.html",
+];
+
+#[test]
+fn awkward_key_names_roundtrip_byte_for_byte_resync_and_delete() {
+    let stage = Stage::new("bucket");
+    let files: Vec<(&str, &[u8])> = AWKWARD.iter().map(|n| (*n, n.as_bytes())).collect();
+    let dir = site(&files);
+    assert_ne!("\u{e9}.txt".as_bytes(), "e\u{301}.txt".as_bytes());
+
+    stage.sync(dir.path(), &[]).assert_code(0);
+    let mut want = strings(AWKWARD);
+    want.sort();
+    let got = stage.keys();
+    assert_eq!(got, want);
+    for (a, b) in got.iter().zip(&want) {
+        assert_eq!(a.as_bytes(), b.as_bytes(), "no normalization");
+    }
+    for name in AWKWARD {
+        assert_eq!(stage.get(name), name.as_bytes(), "{name}");
+    }
+
+    touch_all(dir.path(), 3600);
+    let run = stage.sync(dir.path(), &[]);
+    run.assert_code(0);
+    assert_eq!(stage.count(Recorded::is_put_object), 0, "{}", run.all());
+    assert_eq!(stage.count(Recorded::is_copy_object), 0);
+
+    // New headers: CopyObject names each one as its own source (x-amz-copy-source).
+    let run = stage.sync(dir.path(), &[("CACHE_CONTROL", "no-cache")]);
+    run.assert_code(0);
+    assert_eq!(stage.count(Recorded::is_put_object), 0, "{}", run.all());
+    let mut copied = sorted_keys(&stage.seen(Recorded::is_copy_object));
+    copied.dedup();
+    let mut want = strings(AWKWARD);
+    want.sort();
+    assert_eq!(copied, want);
+    for name in AWKWARD {
+        let h = stage.headers(name);
+        assert_eq!(
+            h.get("cache-control").map(String::as_str),
+            Some("no-cache"),
+            "{name}"
+        );
+        assert_eq!(stage.get(name), name.as_bytes(), "{name}");
+    }
+
+    // Delete every other one.
+    let (gone, kept): (Vec<_>, Vec<_>) = AWKWARD.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    for (_, name) in &gone {
+        std::fs::remove_file(dir.path().join(name)).expect("rm");
+    }
+    let run = stage.sync(dir.path(), &[("DELETE_FLAG", "true")]);
+    run.assert_code(0);
+    let mut want: Vec<String> = kept.iter().map(|(_, n)| n.to_string()).collect();
+    want.sort();
+    assert_eq!(stage.keys(), want, "{}", run.all());
+    assert_eq!(stage.count(Recorded::is_put_object), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Order
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn assets_go_first_then_html_then_deletes() {
+    let stage = Stage::new("bucket");
+    for k in ["old/a.js", "old/b.css", "old/index.html"] {
+        stage.put(k, b"stale");
+    }
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..12 {
+        files.push((format!("assets/{i}.js"), format!("f{i}()").into_bytes()));
+        files.push((format!("assets/{i}.css"), format!(".c{i}{{}}").into_bytes()));
+    }
+    for page in ["index.html", "a/index.html", "b/index.htm", "zz.html"] {
+        files.push((page.to_string(), page.as_bytes().to_vec()));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    let dir = site(&refs);
+
+    let run = stage.sync(dir.path(), &[("DELETE_FLAG", "true")]);
+    run.assert_code(0);
+    let log = stage.proxy.requests();
+    let positions = |pred: &dyn Fn(&Recorded) -> bool| -> Vec<usize> {
+        log.iter()
+            .enumerate()
+            .filter(|(_, r)| pred(r))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let is_html = |r: &Recorded| {
+        r.s3_key()
+            .is_some_and(|k| k.ends_with(".html") || k.ends_with(".htm"))
+    };
+    let asset_puts = positions(&|r| r.is_put_object() && !is_html(r));
+    let html_puts = positions(&|r| r.is_put_object() && is_html(r));
+    let deletes = positions(&|r| r.is_delete_objects());
+    assert_eq!(asset_puts.len(), 24);
+    assert_eq!(html_puts.len(), 4);
+    assert_eq!(deletes.len(), 1);
+    let last_asset = asset_puts.iter().max().copied().unwrap_or_default();
+    let last_put = *html_puts.iter().max().unwrap_or(&last_asset);
+    assert!(
+        html_puts.iter().all(|&i| i > last_asset),
+        "HTML after every asset"
+    );
+    assert!(
+        deletes.iter().all(|&i| i > last_put),
+        "deletes after every upload"
+    );
+    assert!(stage.keys().iter().all(|k| !k.starts_with("old/")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. Delete guards
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn max_delete_refuses_the_whole_run_before_touching_anything() {
+    let stage = Stage::new("bucket");
+    for k in ["a.js", "b.js", "c.js"] {
+        stage.put(k, b"stale");
+    }
+    let dir = site(&[("new.css", b"n{}")]);
+
+    let run = stage.sync(dir.path(), &[("DELETE_FLAG", "true"), ("MAX_DELETE", "2")]);
+    run.assert_code(1)
+        .assert_contains("would delete 3 objects, more than MAX_DELETE=2");
+    assert_eq!(stage.writes(), Vec::<String>::new());
+    assert_eq!(stage.keys(), strings(&["a.js", "b.js", "c.js"]));
+
+    // At the limit, it goes through.
+    let run = stage.sync(dir.path(), &[("DELETE_FLAG", "true"), ("MAX_DELETE", "3")]);
+    run.assert_code(0);
+    assert_eq!(stage.keys(), strings(&["new.css"]));
+}
+
+#[test]
+fn an_empty_local_path_with_deletes_is_refused() {
+    let stage = Stage::new("bucket");
+    stage.put("index.html", b"<p>live site</p>");
+    stage.put("a.css", b"a{}");
+    let empty = tempfile::tempdir().expect("tmp");
+
+    let run = stage.sync(empty.path(), &[("DELETE_FLAG", "true")]);
+    run.assert_code(1)
+        .assert_contains("LOCAL_PATH has no files to upload and deletes are on");
+    assert_eq!(stage.writes(), Vec::<String>::new());
+    assert_eq!(stage.keys(), strings(&["a.css", "index.html"]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 13. Parity with aws-cli
+// ---------------------------------------------------------------------------------------------
+
+/// `aws s3 sync` from the project's virtualenv, straight at the emulator.
+fn aws_cli_sync(endpoint: &str, dir: &Path, target: &str, flags: &[&str]) {
+    let out = Command::new(venv_bin().join("aws"))
+        .arg("s3")
+        .arg("sync")
+        .arg(dir)
+        .arg(target)
+        .args(flags)
+        .arg("--no-progress")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+        .output()
+        .expect("run aws-cli (test/setup installs it)");
+    assert!(
+        out.status.success(),
+        "aws s3 sync failed\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn objects_match_what_aws_cli_makes_from_the_same_tree() {
+    let moto = Moto::start();
+    create_bucket(&moto.url(), "bucket-a");
+    create_bucket(&moto.url(), "bucket-b");
+    let big = noise(9 * MIB, 3);
+    // The reference is aws-cli with this machine's Python `mimetypes`, which also reads
+    // /etc/mime.types when present.
+    let dir = site(&[
+        ("index.html", b"<h1>hi</h1>"),
+        ("css/site.css", b"h1{}"),
+        ("js/app.js", b"a()"),
+        ("data.json", b"{}"),
+        ("img/logo.svg", b"<svg/>"),
+        ("img/dot.png", b"\x89PNG\r\n"),
+        ("robots.txt", b"User-agent: *"),
+        ("app.wasm", b"\0asm"),
+        ("LICENSE", b"MIT"),
+        ("big.bin", &big),
+    ]);
+    aws_cli_sync(
+        &moto.url(),
+        dir.path(),
+        "s3://bucket-a/",
+        &[
+            "--cache-control",
+            "max-age=300",
+            "--expires",
+            "2030-01-31T00:00:00Z",
+            "--content-encoding",
+            "gzip",
+            "--metadata",
+            "a=1",
+        ],
+    );
+    let mut vars = key_vars(&moto.url());
+    vars.extend([
+        ("S3_BUCKET", "bucket-b".to_string()),
+        ("LOCAL_PATH", dir.path().display().to_string()),
+        ("CACHE_CONTROL", "max-age=300".to_string()),
+        ("EXPIRES", "2030-01-31T00:00:00Z".to_string()),
+        ("CONTENT_ENCODING", "gzip".to_string()),
+        ("EXTRA_ARGS", "--metadata a=1".to_string()),
+    ]);
+    run_pipe(&as_refs(&vars)).assert_code(0);
+
+    let theirs = list(&moto.url(), "bucket-a");
+    let ours = list(&moto.url(), "bucket-b");
+    assert_eq!(ours, theirs, "keys, sizes and ETags");
+    assert!(
+        ours.iter()
+            .any(|o| o.key == "big.bin" && o.etag.ends_with("-2\""))
+    );
+    for o in &theirs {
+        let want = headers_of(&moto.url(), "bucket-a", &o.key);
+        let mut got = headers_of(&moto.url(), "bucket-b", &o.key);
+        // Our documented fingerprint of the header settings.
+        assert!(got.remove("meta-s3-deploy-pipe-headers").is_some());
+        assert_eq!(got, want, "headers of {}", o.key);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 14. Symlinks and unreadable files
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn an_escaping_symlink_is_skipped_with_a_warning_and_its_key_is_kept() {
+    let stage = Stage::new("bucket");
+    let outside = site(&[("secret.txt", b"outside LOCAL_PATH")]);
+    let dir = site(&[("index.html", b"<p>"), ("real/a.txt", b"a")]);
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        dir.path().join("escape.txt"),
+    )
+    .expect("symlink");
+    std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("inside"))
+        .expect("symlink");
+    stage.put("escape.txt", b"deployed earlier");
+
+    let run = stage.sync(dir.path(), &[("DELETE_FLAG", "true")]);
+    run.assert_code(0)
+        .assert_contains("escape.txt: symlink points outside LOCAL_PATH")
+        .assert_contains("FOLLOW_SYMLINKS=true");
+    assert_eq!(
+        stage.keys(),
+        strings(&["escape.txt", "index.html", "inside/a.txt", "real/a.txt"]),
+        "links inside are followed; the skipped file's key is not deleted"
+    );
+    assert_eq!(stage.get("escape.txt"), b"deployed earlier");
+
+    let run = stage.sync(dir.path(), &[("FOLLOW_SYMLINKS", "true")]);
+    run.assert_code(0);
+    assert!(
+        !run.all().contains("symlink points outside"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(stage.put_keys(), strings(&["escape.txt"]));
+    assert_eq!(stage.get("escape.txt"), b"outside LOCAL_PATH");
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_file_is_warned_about_and_the_rest_is_deployed() {
+    use std::os::unix::fs::PermissionsExt;
+    let stage = Stage::new("bucket");
+    let dir = site(&[("index.html", b"<p>"), ("locked.txt", b"secret")]);
+    let locked = dir.path().join("locked.txt");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    // As root (as in many CI containers), mode 000 does not stop reading: then the file is
+    // simply deployed, and there is nothing to warn about.
+    let readable_anyway = std::fs::File::open(&locked).is_ok();
+
+    let run = stage.sync(dir.path(), &[]);
+    if readable_anyway {
+        run.assert_code(0);
+        assert_eq!(stage.keys(), strings(&["index.html", "locked.txt"]));
+    } else {
+        run.assert_code(0)
+            .assert_contains("locked.txt: file is not readable");
+        assert_eq!(stage.keys(), strings(&["index.html"]));
+    }
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 15. Errors name the fix
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn aws_errors_name_the_missing_bucket_or_permission() {
+    let stage = Stage::new("bucket");
+    let dir = site(&[("index.html", b"<p>"), ("a.css", b"a{}")]);
+
+    stage
+        .sync(dir.path(), &[("S3_BUCKET", "no-such-bucket")])
+        .assert_code(1)
+        .assert_contains("does not exist");
+
+    stage.proxy.set_rules(vec![Rule::new(
+        Match::any().method("GET").query_contains("list-type=2"),
+        Action::s3_error(403, "AccessDenied", "Access Denied"),
+    )]);
+    stage
+        .sync(dir.path(), &[])
+        .assert_code(1)
+        .assert_contains("s3:ListBucket on arn:aws:s3:::bucket");
+    assert_eq!(stage.writes(), Vec::<String>::new());
+
+    stage.proxy.set_rules(vec![Rule::new(
+        Match::any().method("PUT"),
+        Action::s3_error(403, "AccessDenied", "Access Denied"),
+    )]);
+    stage
+        .sync(dir.path(), &[("ACL", "public-read")])
+        .assert_code(1)
+        .assert_contains("s3:PutObjectAcl");
+    assert!(stage.keys().is_empty());
+}
