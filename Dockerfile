@@ -1,0 +1,64 @@
+# s3-deploy-pipe image: one static binary and a CA bundle, FROM scratch.
+#
+# Full build (what the release pipeline runs; needs the Rust image from a registry):
+#   docker build -t s3deploypipe/s3-deploy-pipe:X.Y.Z .
+# From a binary built outside Docker (what CI runs with buildah; no registry needed):
+#   RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static' \
+#     cargo build --release --locked --target x86_64-unknown-linux-gnu
+#   cp /etc/ssl/certs/ca-certificates.crt target/ca-certificates.crt
+#   docker build --target from-binary -t s3-deploy-pipe:local .
+#
+# No WORKDIR in the final image: Bitbucket runs a pipe with `-w $BITBUCKET_CLONE_DIR` and the
+# clone mounted there, so a relative LOCAL_PATH resolves against the clone.
+
+ARG VERSION=0.1.0
+
+# ---- builder: a static glibc binary, dependencies cached in their own layer ----
+# crt-static links glibc statically (its getaddrinfo reads /etc/hosts and /etc/resolv.conf
+# without NSS modules: proven by test/image.sh); relocation-model=static makes it non-PIE,
+# 0.7 MB smaller. --target keeps build scripts and proc macros dynamic, as they must be.
+FROM rust:1.95-slim-bookworm AS builder
+WORKDIR /build
+ENV CARGO_TERM_COLOR=never \
+    RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
+# 1. Dependencies only: the manifests with stub sources. This layer is reused until
+#    Cargo.toml or Cargo.lock change.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs \
+ && cargo build --release --locked --target x86_64-unknown-linux-gnu --bin s3-deploy-pipe \
+ && rm -rf src
+# 2. The crate itself. touch: COPY keeps the context's mtimes, which can be older than the
+#    stub build, and cargo would then keep the stub.
+COPY src ./src
+RUN touch src/main.rs src/lib.rs \
+ && cargo build --release --locked --target x86_64-unknown-linux-gnu --bin s3-deploy-pipe \
+ && cp target/x86_64-unknown-linux-gnu/release/s3-deploy-pipe /s3-deploy-pipe \
+ && cp /etc/ssl/certs/ca-certificates.crt /ca-certificates.crt
+
+# ---- the image's common part ----
+FROM scratch AS base
+ARG VERSION
+LABEL org.opencontainers.image.title="s3-deploy-pipe" \
+      org.opencontainers.image.description="Bitbucket Pipe: sync a folder to Amazon S3 like aws s3 sync and invalidate CloudFront, with Bitbucket OIDC credentials" \
+      org.opencontainers.image.source="https://bitbucket.org/s3-deploy-pipe/s3-deploy-pipe" \
+      org.opencontainers.image.url="https://bitbucket.org/s3-deploy-pipe/s3-deploy-pipe" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# rustls-native-certs reads SSL_CERT_FILE; the file is also at the path it probes by default.
+# Override with `-e SSL_CERT_FILE=/path/to/bundle.pem` (mounted) for a private CA.
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+ENTRYPOINT ["/s3-deploy-pipe"]
+
+# ---- from-binary: package a binary built outside Docker (CI; `--target from-binary`) ----
+FROM base AS from-binary
+ARG BINARY=target/x86_64-unknown-linux-gnu/release/s3-deploy-pipe
+ARG CA_BUNDLE=target/ca-certificates.crt
+COPY ${CA_BUNDLE} /etc/ssl/certs/ca-certificates.crt
+COPY ${BINARY} /s3-deploy-pipe
+
+# ---- default target: the full build ----
+FROM base AS image
+COPY --from=builder /ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=builder /s3-deploy-pipe /s3-deploy-pipe

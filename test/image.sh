@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# The container image, proven the way Bitbucket uses it.
+#
+# 1. Builds the static release binary (glibc, crt-static, non-PIE) for x86_64-unknown-linux-gnu:
+#    an explicit --target keeps these RUSTFLAGS out of the host build cache.
+# 2. Packages it with buildah (Dockerfile target `from-binary`: no registry is needed) and
+#    checks the image: at most 12 MB, entrypoint, no WORKDIR, OCI labels.
+# 3. Runs the image with podman as Bitbucket runs a pipe (clone dir mounted and made the cwd,
+#    relative LOCAL_PATH) against moto on this machine:
+#    a. a deploy through the OIDC path to http://localhost:PORT (/etc/hosts in the container);
+#    b. a re-deploy to a name only a DNS server knows (/etc/resolv.conf in the container);
+#    c. HTTPS: with the image's own CA bundle a server signed by a throwaway CA is refused,
+#       and the bundle is loaded without errors; with that CA given through SSL_CERT_FILE,
+#       the deploy goes through over TLS.
+#
+# Skips, saying so, only when buildah or podman cannot be installed or cannot run at all, or
+# when S3_DEPLOY_PIPE_IMAGE_TEST=skip (for CI containers that cannot start containers). Any
+# other problem fails. Idempotent: the image tag is rebuilt, servers and temp files are removed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+readonly TARGET=x86_64-unknown-linux-gnu
+readonly BINARY="target/$TARGET/release/s3-deploy-pipe"
+# The same flags as the Dockerfile. Non-PIE: `file` says "statically linked" (static PIE would
+# say "static-pie linked") and the binary is 0.7 MB smaller, without ASLR for its own code.
+readonly STATIC_RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
+readonly IMAGE=localhost/s3-deploy-pipe:ci
+readonly MAX_IMAGE_BYTES=12000000 # 12 MB, uncompressed
+readonly DNS_ADDR=127.0.0.153      # a loopback address of its own for the test DNS server
+readonly DNS_NAME=moto.s3-deploy-pipe.test
+
+skip() {
+  echo "SKIP: test/image.sh: $*" >&2
+  exit 0
+}
+fail() {
+  echo "FAIL: test/image.sh: $*" >&2
+  exit 1
+}
+step() { echo "::: image: $*"; }
+
+if [ "${S3_DEPLOY_PIPE_IMAGE_TEST:-}" = skip ]; then
+  skip "S3_DEPLOY_PIPE_IMAGE_TEST=skip is set: the image is not built or run here"
+fi
+
+# ---- tools ----
+need=()
+for tool in buildah podman runc file; do
+  command -v "$tool" >/dev/null || need+=("$tool")
+done
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+if [ ${#need[@]} -gt 0 ]; then
+  step "installing ${need[*]}"
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    skip "${need[*]} missing and cannot be installed here (needs root and apt-get)"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! { timeout 600 apt-get update -qq && timeout 900 apt-get install -y -qq "${need[@]}" >/dev/null; }; then
+    skip "could not install ${need[*]} with apt-get"
+  fi
+fi
+buildah=(buildah --storage-driver vfs)
+podman=(podman --storage-driver vfs)
+if ! "${buildah[@]}" info >/dev/null 2>&1; then
+  skip "buildah cannot run on this machine: $("${buildah[@]}" info 2>&1 | tail -1)"
+fi
+
+test/setup # moto and awscli in .venv
+
+# ---- 1. the static binary ----
+step "cargo build --release --target $TARGET ($STATIC_RUSTFLAGS)"
+start=$SECONDS
+RUSTFLAGS="$STATIC_RUSTFLAGS" \
+  timeout 2400 cargo build --release --locked --target "$TARGET" --bin s3-deploy-pipe
+echo "release build: $((SECONDS - start)) s"
+kind=$(file -b "$BINARY")
+echo "file: $kind"
+case "$kind" in
+*"statically linked"*) ;;
+*) fail "$BINARY is not statically linked: $kind" ;;
+esac
+if readelf -lW "$BINARY" | grep -q 'INTERP' || readelf -dW "$BINARY" | grep -q '(NEEDED)'; then
+  fail "$BINARY has a program interpreter or needs shared libraries"
+fi
+echo "binary: $(stat -c %s "$BINARY") bytes"
+
+# ---- 2. the image ----
+step "buildah bud --target from-binary"
+cp /etc/ssl/certs/ca-certificates.crt target/ca-certificates.crt
+"${podman[@]}" image rm -f "$IMAGE" >/dev/null 2>&1 || true
+timeout 600 "${buildah[@]}" bud --isolation chroot --quiet --target from-binary \
+  --build-arg BINARY="$BINARY" --build-arg CA_BUNDLE=target/ca-certificates.crt \
+  -t "$IMAGE" . >/dev/null
+"${podman[@]}" image prune -f >/dev/null 2>&1 || true
+size=$("${podman[@]}" image inspect --format '{{.Size}}' "$IMAGE")
+echo "image: $size bytes uncompressed (limit $MAX_IMAGE_BYTES)"
+[ "$size" -le "$MAX_IMAGE_BYTES" ] || fail "the image is $size bytes, over $MAX_IMAGE_BYTES"
+inspect() { "${podman[@]}" image inspect --format "$1" "$IMAGE"; }
+[ "$(inspect '{{json .Config.Entrypoint}}')" = '["/s3-deploy-pipe"]' ] ||
+  fail "entrypoint is $(inspect '{{json .Config.Entrypoint}}')"
+case "$(inspect '{{.Config.WorkingDir}}')" in
+"" | /) ;;
+*) fail "the image sets WORKDIR $(inspect '{{.Config.WorkingDir}}'): Bitbucket's -w must decide the cwd" ;;
+esac
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+for label in source version licenses description; do
+  value=$(inspect "{{index .Config.Labels \"org.opencontainers.image.$label\"}}")
+  [ -n "$value" ] || fail "label org.opencontainers.image.$label is missing"
+done
+[ "$(inspect '{{index .Config.Labels "org.opencontainers.image.version"}}')" = "$version" ] ||
+  fail "label org.opencontainers.image.version is not $version"
+
+# ---- 3. run it ----
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() { # URL [CA]
+  for _ in $(seq 150); do
+    python3 - "$@" <<'PY' && return 0
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2]) if len(sys.argv) > 2 else None
+try:
+    urllib.request.urlopen(sys.argv[1] + "/moto-api/", timeout=1, context=ctx)
+except Exception:
+    sys.exit(1)
+PY
+    sleep 0.2
+  done
+  fail "no server at $1"
+}
+
+port=$(free_port)
+# Path-style requests only: moto would otherwise read a bucket name from a host name such as
+# moto.s3-deploy-pipe.test (scenario b).
+S3_IGNORE_SUBDOMAIN_BUCKETNAME=true .venv/bin/python test/moto_server.py "$port" >"$work/moto.log" 2>&1 &
+pids+=($!)
+wait_for "http://127.0.0.1:$port"
+
+export AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+aws() { env AWS_ACCESS_KEY_ID=ci AWS_SECRET_ACCESS_KEY=ci .venv/bin/aws --endpoint-url "$endpoint" "$@"; }
+endpoint="http://127.0.0.1:$port"
+aws s3 mb s3://image-site >/dev/null
+distribution=$(aws cloudfront create-distribution \
+  --origin-domain-name image-site.s3.amazonaws.com --query Distribution.Id --output text)
+
+# A made-up Bitbucket step token: moto's STS accepts any JWT.
+token=$(python3 - <<'PY'
+import base64, json, time
+b = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+print(".".join([b({"alg": "RS256", "typ": "JWT"}),
+                b({"iss": "https://api.bitbucket.org/2.0/workspaces/ci/pipelines-config/identity/oidc",
+                   "aud": "ari:cloud:bitbucket::workspace/ci", "sub": "{repo}:{step}",
+                   "exp": int(time.time()) + 3600}),
+                "c2lnbmF0dXJl"]))
+PY
+)
+
+# The pipe in the image, as Bitbucket starts it: the clone mounted at the same path and made
+# the cwd, so LOCAL_PATH=examples/site is relative. Extra podman options come first, then --.
+run_image() {
+  local opts=()
+  while [ "$1" != -- ]; do opts+=("$1"); shift; done
+  shift
+  local envs=(-e AWS_DEFAULT_REGION=us-east-1 -e AWS_EC2_METADATA_DISABLED=true
+    -e BITBUCKET_STEP_OIDC_TOKEN="$token" -e AWS_OIDC_ROLE_ARN=arn:aws:iam::123456789012:role/image-deploy
+    -e BITBUCKET_REPO_SLUG=image -e BITBUCKET_BUILD_NUMBER=1
+    -e LOCAL_PATH=examples/site -e S3_FORCE_PATH_STYLE=true -e NO_COLOR=1)
+  for kv in "$@"; do envs+=(-e "$kv"); done
+  timeout 300 "${podman[@]}" run --rm --runtime runc \
+    --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network host \
+    -v "$PWD:$PWD" -w "$PWD" "${opts[@]}" "${envs[@]}" "$IMAGE"
+}
+files=$(find examples/site -type f | wc -l)
+objects() { aws s3 ls --recursive "s3://$1" | wc -l; }
+
+step "a. deploy examples/site to http://localhost:$port from inside the container"
+code=0
+run_image -- AWS_ENDPOINT_URL="http://localhost:$port" S3_BUCKET=image-site \
+  DISTRIBUTION_ID="$distribution" DELETE_FLAG=true >"$work/a.log" 2>&1 || code=$?
+cat "$work/a.log"
+[ "$code" = 0 ] || fail "the deploy in the container exited $code"
+aws s3 ls --recursive s3://image-site
+[ "$(objects image-site)" = "$files" ] || fail "expected $files objects in s3://image-site, found $(objects image-site)"
+aws cloudfront list-invalidations --distribution-id "$distribution" --query 'length(InvalidationList.Items)' --output text |
+  grep -qx '[1-9][0-9]*' || fail "no CloudFront invalidation was created"
+
+step "b. re-deploy to http://$DNS_NAME:$port, a name only the container's resolv.conf can resolve"
+# A minimal DNS server: A records for *.test point at 127.0.0.1, anything else is NXDOMAIN.
+cat >"$work/dns.py" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+while True:
+    q, peer = s.recvfrom(512)
+    i = 12
+    while q[i]:
+        i += 1 + q[i]
+    qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
+    labels, j = [], 12
+    while q[j]:
+        labels.append(q[j + 1:j + 1 + q[j]].decode("ascii", "replace")); j += 1 + q[j]
+    name = ".".join(labels).lower()
+    ours = name.endswith(".test")
+    answer = b""
+    if ours and qtype == 1:
+        answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 5, 4) + socket.inet_aton("127.0.0.1")
+    flags = 0x8180 if ours else 0x8183
+    s.sendto(q[:2] + struct.pack(">HHHHH", flags, 1, 1 if answer else 0, 0, 0) + q[12:i + 5] + answer, peer)
+    print("query", name, qtype, flush=True)
+PY
+python3 "$work/dns.py" "$DNS_ADDR" >"$work/dns.log" 2>&1 &
+pids+=($!)
+sleep 0.5
+kill -0 "${pids[-1]}" 2>/dev/null || fail "the test DNS server did not start: $(cat "$work/dns.log")"
+echo "nameserver $DNS_ADDR" >"$work/resolv.conf"
+code=0
+run_image -v "$work/resolv.conf:/etc/resolv.conf:ro" -- \
+  AWS_ENDPOINT_URL="http://$DNS_NAME:$port" S3_BUCKET=image-site >"$work/b.log" 2>&1 || code=$?
+cat "$work/b.log"
+[ "$code" = 0 ] || fail "the re-deploy through DNS exited $code"
+grep -q "query $DNS_NAME 1" "$work/dns.log" || fail "the container never asked the DNS server for $DNS_NAME"
+
+step "c. HTTPS: the image's CA bundle, and a private CA through SSL_CERT_FILE"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=s3-deploy-pipe test CA" \
+  -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+  -keyout "$work/tls.key" -out "$work/tls.csr" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$work/ext.cnf"
+openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial \
+  -days 2 -extfile "$work/ext.cnf" -out "$work/tls.pem" 2>/dev/null
+tport=$(free_port)
+.venv/bin/python test/moto_server.py "$tport" --ssl-cert "$work/tls.pem" --ssl-key "$work/tls.key" \
+  >"$work/moto-tls.log" 2>&1 &
+pids+=($!)
+wait_for "https://localhost:$tport" "$work/ca.pem"
+endpoint="https://localhost:$tport"
+export AWS_CA_BUNDLE="$work/ca.pem"
+aws s3 mb s3://image-tls >/dev/null
+
+# c1. The image's own bundle: the handshake must fail on the unknown issuer, and the bundle
+#     must load (the SDK warns when no root can be read).
+code=0
+run_image -- AWS_ENDPOINT_URL="$endpoint" S3_BUCKET=image-tls DEBUG=true >"$work/c1.log" 2>&1 || code=$?
+grep -iE 'certificate|issuer|tls|handshake' "$work/c1.log" | tail -5 || true
+[ "$code" = 1 ] || fail "with the image's bundle, a private CA's server should be refused (exit 1), got $code"
+grep -qiE 'UnknownIssuer|unknown ?issuer|invalid peer certificate' "$work/c1.log" ||
+  fail "with the image's bundle, the failure was not a certificate error: $(tail -5 "$work/c1.log")"
+if grep -qiE 'native root CA certificate|no native root' "$work/c1.log"; then
+  fail "the image's CA bundle did not load: $(grep -iE 'native root' "$work/c1.log")"
+fi
+# Control: the same check does see a bundle that cannot be read.
+code=0
+run_image -- AWS_ENDPOINT_URL="$endpoint" S3_BUCKET=image-tls DEBUG=true \
+  SSL_CERT_FILE=/nonexistent.pem >"$work/c0.log" 2>&1 || code=$?
+grep -iE -m1 'native root CA certificate|no native root' "$work/c0.log" ||
+  fail "control: a missing bundle went unnoticed, so the check above proves nothing"
+# c2. The private CA, mounted and named by SSL_CERT_FILE: the deploy goes through over TLS.
+code=0
+run_image -v "$work/ca.pem:/run/test-ca.pem:ro" -- AWS_ENDPOINT_URL="$endpoint" S3_BUCKET=image-tls \
+  SSL_CERT_FILE=/run/test-ca.pem >"$work/c2.log" 2>&1 || code=$?
+cat "$work/c2.log"
+[ "$code" = 0 ] || fail "the deploy over HTTPS with SSL_CERT_FILE exited $code"
+[ "$(objects image-tls)" = "$files" ] || fail "expected $files objects in s3://image-tls, found $(objects image-tls)"
+
+echo "✔ test/image.sh: $IMAGE ($size bytes) deploys from inside the container: localhost, DNS and HTTPS"
