@@ -10,6 +10,8 @@ pub mod local;
 pub mod plan;
 pub mod remote;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use aws_config::SdkConfig;
@@ -160,11 +162,19 @@ const MAX_ATTEMPTS: u32 = 8;
 /// S3 keys are at most 1,024 bytes of UTF-8.
 const MAX_KEY_BYTES: usize = 1024;
 
-/// Hash files on all cores, off the async threads. `jobs`: (index, part sizes).
-fn hash_files(files: &[LocalFile], jobs: Vec<(usize, Vec<u64>)>) -> Vec<(usize, LocalDigest)> {
+/// Hash files on all cores, off the async threads. `jobs`: (index, part sizes). Once `stop`
+/// is set, the remaining jobs are skipped (they get no digest).
+fn hash_files(
+    files: &[LocalFile],
+    jobs: Vec<(usize, Vec<u64>)>,
+    stop: &AtomicBool,
+) -> Vec<(usize, LocalDigest)> {
     // An unreadable file gets no digest: it then counts as changed, and its upload reports
     // the read error.
     parallel(jobs, |(i, parts)| {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
         etag::digest_file(&files[*i].path, parts)
             .ok()
             .map(|(d, _)| (*i, d))
@@ -255,8 +265,15 @@ pub async fn run(
     // are small files, and by the time the listing is back their MD5s are ready.
     let compressions: Vec<Option<Compression>> = groups.iter().map(|g| g.compress).collect();
     let checksum = cfg.compare == CompareMode::Checksum;
-    let prep = tokio::task::spawn_blocking(move || prepare(files, &compressions, checksum));
-    let remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await?;
+    // Hashing stops when the listing is back: the late pass below then hashes only the files
+    // that have a same-size object. An initial upload (empty bucket) thus hashes nothing: the
+    // 5,000-file upload spent 16% of its CPU on hashes it never used before (BENCHMARKS.md, P1).
+    let stop_hashing = Arc::new(AtomicBool::new(false));
+    let stop = stop_hashing.clone();
+    let prep = tokio::task::spawn_blocking(move || prepare(files, &compressions, checksum, &stop));
+    let remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await;
+    stop_hashing.store(true, Ordering::Relaxed);
+    let remote = remote?;
     let (files, mut digests) = prep
         .await
         .map_err(|e| SyncError::Aws(format!("internal error while hashing: {e}")))?;
@@ -266,9 +283,11 @@ pub async fn run(
     let late_jobs = needed_late_digests(cfg.compare, &files, &remote, &digests);
     if !late_jobs.is_empty() {
         let files2 = files.clone();
-        let late = tokio::task::spawn_blocking(move || hash_files(&files2, late_jobs))
-            .await
-            .map_err(|e| SyncError::Aws(format!("internal error while hashing: {e}")))?;
+        let late = tokio::task::spawn_blocking(move || {
+            hash_files(&files2, late_jobs, &AtomicBool::new(false))
+        })
+        .await
+        .map_err(|e| SyncError::Aws(format!("internal error while hashing: {e}")))?;
         for (i, d) in late {
             digests[i] = Some(d);
         }
@@ -386,12 +405,14 @@ pub async fn run(
     Ok(outcome)
 }
 
-/// Compress what the rules ask to compress, then hash the small files (checksum mode).
+/// Compress what the rules ask to compress, then hash the small files (checksum mode) until
+/// `stop` is set.
 /// Returns the files (size and encoding updated for compressed ones) and their digests.
 fn prepare(
     mut files: Vec<LocalFile>,
     compressions: &[Option<Compression>],
     checksum: bool,
+    stop: &AtomicBool,
 ) -> (Vec<LocalFile>, Vec<Option<LocalDigest>>) {
     let mut digests: Vec<Option<LocalDigest>> = vec![None; files.len()];
     let jobs: Vec<(usize, Compression)> = files
@@ -424,7 +445,7 @@ fn prepare(
             .filter(|(i, f)| digests[*i].is_none() && f.size < MULTIPART_THRESHOLD)
             .map(|(i, _)| (i, Vec::new()))
             .collect();
-        for (i, d) in hash_files(&files, jobs) {
+        for (i, d) in hash_files(&files, jobs, stop) {
             digests[i] = Some(d);
         }
     }
@@ -457,4 +478,55 @@ fn needed_late_digests(
         }
     }
     jobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashing_stops_when_asked_and_the_late_pass_covers_the_rest() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let files: Vec<LocalFile> = (0..4)
+            .map(|i| {
+                let path = dir.path().join(format!("f{i}"));
+                std::fs::write(&path, format!("body {i}")).expect("write");
+                LocalFile {
+                    rel: format!("f{i}"),
+                    path,
+                    size: 6,
+                    mtime: std::time::SystemTime::UNIX_EPOCH,
+                    group: 0,
+                    encoding: None,
+                    source_size: 6,
+                }
+            })
+            .collect();
+        let all = || (0..files.len()).map(|i| (i, Vec::new())).collect();
+        assert!(hash_files(&files, all(), &AtomicBool::new(true)).is_empty());
+
+        // The prehash was stopped before any file: the late pass hashes exactly the files that
+        // have a same-size object (f1, f3), and no others (f0 missing, f2 of another size).
+        let (_, digests) = prepare(files.clone(), &[None], true, &AtomicBool::new(true));
+        assert!(digests.iter().all(Option::is_none));
+        let remote: Vec<RemoteObject> = [("f1", 6), ("f2", 7), ("f3", 6)]
+            .into_iter()
+            .map(|(rel, size)| RemoteObject {
+                rel: rel.into(),
+                size,
+                etag: "00000000000000000000000000000000".into(),
+                last_modified: 0,
+            })
+            .collect();
+        let late = needed_late_digests(CompareMode::Checksum, &files, &remote, &digests);
+        let mut got: Vec<usize> = hash_files(&files, late, &AtomicBool::new(false))
+            .into_iter()
+            .map(|(i, d)| {
+                assert_eq!(d.md5, hex::encode(md5::Md5::digest(format!("body {i}"))));
+                i
+            })
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 3]);
+    }
 }
