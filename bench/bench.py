@@ -560,7 +560,7 @@ def report(b, args, started, loads):
     w("- Client and server run on the same machine and share its cores: every request costs CPU "
       "on both sides. The *client CPU* columns (user+sys from `/usr/bin/time`) and *server CPU* "
       "(from `/proc/PID/stat` before and after each run) show that split.")
-    w(f"- Runs: {args.reps} per tool for P1, P2, P3 and the 5,000-file sweep; {args.slow_reps} for "
+    w(f"- Runs: {args.reps} per tool for P1, P2, P3 and the 5,000-file sweeps; {args.slow_reps} for "
       "P4, P5 and the 1 GiB sweep (slower scenarios); P6 300 runs after 20 warm-ups. Figures are "
       "medians with (min–max); ratios are ratios of medians.")
     w("- Initial uploads (P1, P4, sweeps) go to a new empty bucket for every run; the bucket's "
@@ -570,11 +570,14 @@ def report(b, args, started, loads):
     w("")
     w("- **s3s-fs 0.14.1** (`cargo install s3s-fs@0.14.1 --locked --features binary`), storing on "
       "tmpfs (`/dev/shm`): a fast Rust S3 server. Its listings carry no ETags, so it serves only "
-      "scenarios that need no comparison: P1, P4 and the sweeps.")
+      "scenarios that need no comparison: P1, P4 and the sweeps (T3 through "
+      f"`bench/latency_proxy.py`, which holds every response {LATENCY_MS} ms).")
     w("- **moto " + version([str(VENV / "python"), "-c", "import moto; print(moto.__version__)"])
       + "** (`bench/moto_server.py`): lists ETags, so checksum comparison works; slower (Python). "
-      "P2, P3, P5. The only change to moto is a faster ListObjectsV2 pagination (same results), "
-      "so that P5's no-op measures the client, not moto re-sorting 100,000 keys per page. PUTs "
+      "P2, P3, P5. The only change to moto is a faster ListObjectsV2 (each page found by "
+      "bisection and its XML written directly, same results): moto's own listing re-sorts every key "
+      "for each page and renders about 1.3 ms per key, so the redeploy and no-op scenarios would "
+      "have measured moto, not the clients. PUTs "
       "are counted from moto's request log (every `PUT`, which includes CopyObject).")
     w("")
     w("Tools:")

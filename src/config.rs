@@ -21,11 +21,19 @@ use crate::sync::filter::{FilterKind, FilterRule, Filters, Pattern};
 ///
 /// Uploads of small files are latency-bound, not bandwidth-bound, so more requests in flight
 /// means more throughput until the client's CPU (TLS, signing, hashing) or the server saturates.
-/// aws-cli uses 10 and s5cmd 256 workers. Measured (BENCHMARKS.md, 2 cores): on loopback, with
-/// no network latency, 16 to 128 perform the same (5,000 small files: 1.3-1.6 s); with latency
-/// injected (the T3 sweep), 64 uploads 1.85x faster than 32 and 128 another 1.5x faster. 64
-/// keeps connections and memory moderate (20 MB peak RSS) and stays well below a real S3
-/// prefix's request limits; raise MAX_CONCURRENCY for far-away buckets.
+/// aws-cli uses 10 and s5cmd 256 workers. Measured with `bench/run` on the 2-core reference
+/// machine (BENCHMARKS.md; 16 / 32 / 64 / 128, medians of 5 interleaved runs):
+///
+/// - 5,000 files of 1–20 KiB behind a 30 ms latency proxy (T3): 10.8 / 5.4 / 2.9 / 1.9 s.
+///   Each doubling up to 64 nearly doubles the throughput (2.0×, 1.85×); 128 gains 1.5× more.
+/// - The same files on loopback (T1): 1.30 / 1.62 / 1.60 / 1.53 s; one 1 GiB file (T2):
+///   6.8 / 6.9 / 6.9 / 6.4 s. With no latency, client and server fill both cores from 16 on
+///   and the levels are within the noise. Peak RSS: 15 / 17 / 20 / 27 MB (T1),
+///   21 / 28 / 45 / 73 MB (T2).
+///
+/// 64: at a 30 ms round trip that is about 2,100 requests/s, and it stays under S3's 3,500
+/// PUTs/s per prefix down to an 18 ms round trip, where 128 would pass it below 37 ms and turn
+/// the gain into 503 SlowDown retries. Raise `MAX_CONCURRENCY` for far-away buckets.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 /// Upper bound for `MAX_CONCURRENCY`: above this, the pipe would only queue in the HTTP pool.
 const MAX_MAX_CONCURRENCY: usize = 1024;
