@@ -17,12 +17,6 @@ fn token() -> String {
     ))
 }
 
-fn xml_value(xml: &str, tag: &str) -> Option<String> {
-    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
-    let end = xml[start..].find(&format!("</{tag}>"))? + start;
-    Some(xml[start..end].to_string())
-}
-
 #[test]
 fn no_variables_exits_2_and_names_what_is_missing() {
     let run = run_pipe(&[]);

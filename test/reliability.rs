@@ -389,12 +389,8 @@ fn no_secret_in_output_across_oidc_sync_invalidation_and_a_failure() {
         .find(|r| r.is_sts())
         .expect("sts");
     let xml = String::from_utf8_lossy(&sts.response_body).to_string();
-    let grab = |tag: &str| {
-        let s = xml.find(&format!("<{tag}>")).expect(tag) + tag.len() + 2;
-        let e = xml[s..].find('<').expect(tag) + s;
-        xml[s..e].to_string()
-    };
-    let (secret, session) = (grab("SecretAccessKey"), grab("SessionToken"));
+    let secret = xml_value(&xml, "SecretAccessKey").expect("secret");
+    let session = xml_value(&xml, "SessionToken").expect("session token");
     // A failing run: uploads denied.
     proxy.set_rules(vec![Rule::new(
         Match::any().method("PUT"),

@@ -455,3 +455,10 @@ pub fn invalidations(endpoint: &str, distribution: &str) -> Vec<Inv> {
     }
     out
 }
+
+/// The text of the first `<tag>…</tag>` in an XML answer (e.g. the credentials STS issued).
+pub fn xml_value(xml: &str, tag: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag}>"))? + tag.len() + 2;
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].to_string())
+}
