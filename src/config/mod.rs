@@ -1,0 +1,516 @@
+//! Pipe variables: raw strings from the environment, resolved once into a typed [`Config`].
+//!
+//! Raw, then resolved: [`RawVars`] is what envy reads (every field an optional string), and
+//! [`Config::resolve`] validates everything at once, collecting one [`Problem`] per variable so
+//! the user sees every mistake in one run. Nothing reads the environment after this module.
+
+//!
+//! One file per concern: [`raw`] (what the environment gives), [`extra_args`] (aws-cli flags in
+//! `EXTRA_ARGS`), [`rules`] (header settings and `RULES`), and the resolution of each job:
+//! [`credentials`], [`sync`], [`invalidation`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+mod credentials;
+mod extra_args;
+mod invalidation;
+mod raw;
+mod rules;
+mod sync;
+
+pub use credentials::{CredentialSource, role_arn_problem};
+pub use invalidation::{DEFAULT_MAX_INVALIDATION_PATHS, InvalidationConfig, PathsSpec};
+pub use raw::{Env, RawVars, Secret};
+pub use rules::{ACLS, HeaderRule, HeaderSettings, STORAGE_CLASSES, parse_expires};
+pub use sync::{
+    CompareMode, DEFAULT_MAX_CONCURRENCY, SymlinkPolicy, SyncConfig, Verbosity, bucket_name_problem,
+};
+
+use credentials::resolve_credentials;
+use extra_args::parse_extra_args;
+use invalidation::resolve_invalidation;
+use sync::resolve_sync;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The variable at fault, as the user sets it.
+    pub variable: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.variable, self.message)
+    }
+}
+
+/// Errors of this module.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// One or more variables are wrong; each is listed.
+    #[error("{} pipe variable(s) are invalid", .0.len())]
+    Invalid(Vec<Problem>),
+}
+
+/// The validated configuration of one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `AWS_DEFAULT_REGION` or `AWS_REGION`; `None` means: ask the AWS chain.
+    pub region: Option<String>,
+    pub credentials: CredentialSource,
+    pub sync: Option<SyncConfig>,
+    pub invalidation: Option<InvalidationConfig>,
+    pub dry_run: bool,
+    pub debug: bool,
+    pub color: bool,
+    /// Where to write the JSON report, if anywhere.
+    pub report_file: Option<PathBuf>,
+    /// Identifies this run for idempotent requests (build number or pipeline UUID).
+    pub run_id: Option<String>,
+    /// Warnings found while resolving (printed by the caller).
+    pub warnings: Vec<String>,
+    /// Every secret value, so that output can redact it whatever prints it.
+    pub secrets: Vec<String>,
+}
+
+impl Config {
+    /// The AWS account ID, when the role ARN tells it (for messages naming ARNs).
+    pub fn account_hint(&self) -> &str {
+        match &self.credentials {
+            CredentialSource::Oidc { role_arn, .. } => {
+                role_arn.split(':').nth(4).unwrap_or("ACCOUNT_ID")
+            }
+            _ => "ACCOUNT_ID",
+        }
+    }
+}
+
+/// Collects problems while resolving.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, variable: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            variable: variable.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Treat empty and whitespace-only values as unset, as Bitbucket does for empty variables.
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Parse a pipe boolean: `true`/`false` in any case, or `1`/`0`.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("true") || v == "1" {
+        Some(true)
+    } else if v.eq_ignore_ascii_case("false") || v == "0" {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn bool_var(p: &mut Problems, name: &str, value: &Option<String>, default: bool) -> bool {
+    match non_empty(value) {
+        None => default,
+        Some(v) => parse_bool(v).unwrap_or_else(|| {
+            p.add(
+                name,
+                format!("{v:?} is not a boolean: use true or false (1 or 0 also work)"),
+            );
+            default
+        }),
+    }
+}
+
+fn int_var<T: std::str::FromStr + PartialOrd + fmt::Display + Copy>(
+    p: &mut Problems,
+    name: &str,
+    value: &Option<String>,
+    range: (T, T),
+    hint: &str,
+) -> Option<T> {
+    let v = non_empty(value)?;
+    match v.parse::<T>() {
+        Ok(n) if n >= range.0 && n <= range.1 => Some(n),
+        _ => {
+            p.add(
+                name,
+                format!(
+                    "{v:?} is not a whole number from {} to {}: {hint}",
+                    range.0, range.1
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Read a list variable: Bitbucket's `NAME_COUNT` + `NAME_0..n` form, if present.
+fn list_var(env: &Env, p: &mut Problems, name: &str) -> Option<Vec<String>> {
+    let count_key = format!("{name}_COUNT");
+    let count = env.get(&count_key)?;
+    let Ok(n) = count.trim().parse::<usize>() else {
+        p.add(
+            count_key,
+            format!(
+                "{count:?} is not a number: Bitbucket sets it for list variables; leave it unset"
+            ),
+        );
+        return Some(Vec::new());
+    };
+    let mut items = Vec::with_capacity(n);
+    for i in 0..n {
+        match env.get(&format!("{name}_{i}")) {
+            Some(v) => items.push(v.to_string()),
+            None => p.add(
+                format!("{name}_{i}"),
+                format!(
+                    "{count_key} is {n} but {name}_{i} is missing: give every item of the list"
+                ),
+            ),
+        }
+    }
+    Some(items)
+}
+
+impl Config {
+    /// Read the raw variables with envy and resolve them.
+    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+        let raw: RawVars = match envy::from_iter(env.vars.clone()) {
+            Ok(raw) => raw,
+            Err(e) => {
+                return Err(ConfigError::Invalid(vec![Problem {
+                    variable: "environment".into(),
+                    message: format!("could not be read: {e}"),
+                }]));
+            }
+        };
+        Config::resolve(raw, env)
+    }
+
+    /// Validate the raw variables into a Config, reporting every problem at once.
+    pub fn resolve(raw: RawVars, env: &Env) -> Result<Config, ConfigError> {
+        let mut p = Problems::default();
+        for key in &env.not_utf8 {
+            p.add(key.clone(), "is not valid UTF-8: set it to UTF-8 text");
+        }
+        let mut warnings = Vec::new();
+        let mut secrets = Vec::new();
+
+        let debug = bool_var(&mut p, "DEBUG", &raw.debug, false);
+        let color = non_empty(&raw.no_color).is_none();
+        let region = non_empty(&raw.aws_default_region)
+            .or(non_empty(&raw.aws_region))
+            .map(str::to_string);
+        if let Some(r) = &region
+            && !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            p.add(
+                "AWS_DEFAULT_REGION",
+                format!("{r:?} is not a region name: use a region code such as eu-west-1"),
+            );
+        }
+
+        // EXTRA_ARGS: a list variable or one shell-quoted string.
+        let extra_words = match list_var(env, &mut p, "EXTRA_ARGS") {
+            Some(list) => list,
+            None => match non_empty(&raw.extra_args) {
+                None => Vec::new(),
+                Some(s) => shell_words::split(s).unwrap_or_else(|e| {
+                    p.add(
+                        "EXTRA_ARGS",
+                        format!("cannot be split into words ({e}): close every quote"),
+                    );
+                    Vec::new()
+                }),
+            },
+        };
+        let extra = parse_extra_args(&extra_words, &mut p);
+
+        let dry_run = bool_var(&mut p, "DRY_RUN", &raw.dry_run, false) || extra.dryrun;
+        let credentials = resolve_credentials(&raw, &mut p, &mut warnings, &mut secrets);
+
+        let sync = resolve_sync(&raw, &extra, &mut p);
+        let invalidation = resolve_invalidation(&raw, env, &mut p, sync.is_some());
+
+        if non_empty(&raw.s3_bucket).is_none()
+            && non_empty(&raw.local_path).is_none()
+            && non_empty(&raw.distribution_id).is_none()
+            && env.get("DISTRIBUTION_ID_COUNT").is_none()
+        {
+            p.add(
+                "S3_BUCKET",
+                "nothing to do: set S3_BUCKET and LOCAL_PATH to deploy a folder, and/or DISTRIBUTION_ID to invalidate CloudFront",
+            );
+        }
+
+        let report_file = non_empty(&raw.bitbucket_pipe_shared_storage_dir)
+            .map(|d| Path::new(d).join("s3-deploy-pipe").join("report.json"))
+            .or_else(|| non_empty(&raw.report_file).map(PathBuf::from));
+        let run_id = non_empty(&raw.bitbucket_build_number)
+            .map(|b| format!("build-{b}"))
+            .or_else(|| non_empty(&raw.bitbucket_pipeline_uuid).map(str::to_string));
+
+        if !p.0.is_empty() {
+            return Err(ConfigError::Invalid(p.0));
+        }
+        Ok(Config {
+            region,
+            credentials,
+            sync,
+            invalidation,
+            dry_run,
+            debug,
+            color,
+            report_file,
+            run_id,
+            warnings,
+            secrets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(pairs: &[(&str, &str)]) -> Result<Config, Vec<Problem>> {
+        let env = Env::from_pairs(pairs.iter().map(|(k, v)| (*k, *v)));
+        Config::from_env(&env).map_err(|ConfigError::Invalid(p)| p)
+    }
+
+    fn problems_for(pairs: &[(&str, &str)]) -> Vec<String> {
+        resolve(pairs)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.variable)
+            .collect()
+    }
+
+    #[test]
+    fn booleans() {
+        for (v, want) in [
+            ("true", Some(true)),
+            ("TRUE", Some(true)),
+            ("1", Some(true)),
+            ("False", Some(false)),
+            ("0", Some(false)),
+            ("yes", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_bool(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn nothing_to_do() {
+        assert_eq!(problems_for(&[]), vec!["S3_BUCKET"]);
+    }
+
+    #[test]
+    fn bucket_names() {
+        for ok in ["abc", "my-bucket.example", "a1b2"] {
+            assert_eq!(bucket_name_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "ab",
+            "MyBucket",
+            "-abc",
+            "abc-",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            "a_b",
+        ] {
+            assert!(bucket_name_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_arns() {
+        assert_eq!(
+            role_arn_problem("arn:aws:iam::123456789012:role/deploy"),
+            None
+        );
+        assert_eq!(
+            role_arn_problem("arn:aws-cn:iam::123456789012:role/path/to/deploy"),
+            None
+        );
+        for bad in [
+            "deploy",
+            "arn:aws:iam::12345:role/x",
+            "arn:aws:iam::123456789012:user/x",
+            "arn:aws:s3:::bucket",
+            "arn:aws:iam::123456789012:role/",
+        ] {
+            assert!(role_arn_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn expires_formats() {
+        assert_eq!(
+            parse_expires("2030-01-31T00:00:00Z").as_deref(),
+            Some("Thu, 31 Jan 2030 00:00:00 GMT")
+        );
+        assert_eq!(
+            parse_expires("Thu, 31 Jan 2030 00:00:00 GMT").as_deref(),
+            Some("Thu, 31 Jan 2030 00:00:00 GMT")
+        );
+        assert_eq!(
+            parse_expires("2030-01-31").as_deref(),
+            Some("Thu, 31 Jan 2030 00:00:00 GMT")
+        );
+        assert_eq!(parse_expires("next tuesday"), None);
+    }
+
+    #[test]
+    fn five_invalid_values_all_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().to_str().expect("utf8");
+        let mut got = problems_for(&[
+            ("S3_BUCKET", "Bad_Bucket"),
+            ("LOCAL_PATH", local),
+            ("ACL", "world-writable"),
+            ("STORAGE_CLASS", "CHEAP"),
+            ("DELETE_FLAG", "maybe"),
+            ("AWS_ROLE_SESSION_DURATION", "60"),
+        ]);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                "ACL",
+                "AWS_ROLE_SESSION_DURATION",
+                "DELETE_FLAG",
+                "S3_BUCKET",
+                "STORAGE_CLASS"
+            ]
+        );
+    }
+
+    #[test]
+    fn extra_args_parsed_like_aws_cli() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().to_str().expect("utf8");
+        let cfg = resolve(&[
+            ("S3_BUCKET", "bucket/p"),
+            ("LOCAL_PATH", local),
+            ("CACHE_CONTROL", "max-age=1"),
+            ("EXTRA_ARGS", "--delete --exclude '*.map' --include=a.map --cache-control 'no-cache' --metadata a=1,B=2 --sse --size-only --quiet"),
+        ])
+        .expect("valid");
+        let sync = cfg.sync.expect("sync");
+        assert!(sync.delete);
+        assert_eq!(sync.compare, CompareMode::SizeOnly);
+        assert_eq!(sync.headers.cache_control.as_deref(), Some("no-cache"));
+        assert_eq!(sync.headers.sse.as_deref(), Some("AES256"));
+        assert_eq!(
+            sync.headers.metadata.get("b").map(String::as_str),
+            Some("2")
+        );
+        assert_eq!(sync.filter_rules.len(), 2);
+        assert_eq!(sync.verbosity, Verbosity::Quiet);
+        assert_eq!(sync.prefix, "p/");
+    }
+
+    #[test]
+    fn extra_args_unknown_flag_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().to_str().expect("utf8");
+        let errs = resolve(&[
+            ("S3_BUCKET", "bucket"),
+            ("LOCAL_PATH", local),
+            ("EXTRA_ARGS", "--delet"),
+        ])
+        .expect_err("invalid");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].message.contains("--delet"), "{}", errs[0].message);
+    }
+
+    #[test]
+    fn list_variables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().to_str().expect("utf8");
+        let cfg = resolve(&[
+            ("S3_BUCKET", "bucket"),
+            ("LOCAL_PATH", local),
+            ("EXTRA_ARGS_COUNT", "2"),
+            ("EXTRA_ARGS_0", "--exclude"),
+            ("EXTRA_ARGS_1", "a b/*"),
+            ("DISTRIBUTION_ID_COUNT", "2"),
+            ("DISTRIBUTION_ID_0", "E1"),
+            ("DISTRIBUTION_ID_1", "E2"),
+            ("PATHS_COUNT", "1"),
+            ("PATHS_0", "/a b.html"),
+        ])
+        .expect("valid");
+        assert_eq!(cfg.sync.expect("sync").filter_rules[0].pattern, "a b/*");
+        let inv = cfg.invalidation.expect("inv");
+        assert_eq!(inv.distribution_ids, vec!["E1", "E2"]);
+        assert_eq!(inv.paths, PathsSpec::Explicit(vec!["/a b.html".into()]));
+    }
+
+    #[test]
+    fn invalidation_defaults() {
+        let only = resolve(&[("DISTRIBUTION_ID", "E1, E2 E3")]).expect("valid");
+        let inv = only.invalidation.expect("inv");
+        assert_eq!(inv.distribution_ids.len(), 3);
+        assert_eq!(inv.paths, PathsSpec::Explicit(vec!["/*".into()]));
+        assert_eq!(
+            problems_for(&[("DISTRIBUTION_ID", "e1")]),
+            vec!["DISTRIBUTION_ID"]
+        );
+        assert_eq!(
+            problems_for(&[("DISTRIBUTION_ID", "E1"), ("PATHS", "index.html /a*b")]),
+            vec!["PATHS", "PATHS"]
+        );
+    }
+
+    #[test]
+    fn oidc_without_token() {
+        let errs = problems_for(&[
+            ("DISTRIBUTION_ID", "E1"),
+            ("AWS_OIDC_ROLE_ARN", "arn:aws:iam::123456789012:role/r"),
+        ]);
+        assert_eq!(errs, vec!["BITBUCKET_STEP_OIDC_TOKEN"]);
+        let cfg = resolve(&[
+            ("DISTRIBUTION_ID", "E1"),
+            ("AWS_OIDC_ROLE_ARN", "arn:aws:iam::123456789012:role/r"),
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+        ])
+        .expect("falls back to keys");
+        assert!(matches!(
+            cfg.credentials,
+            CredentialSource::AccessKeys { .. }
+        ));
+        assert_eq!(cfg.warnings.len(), 1);
+        assert_eq!(cfg.secrets, vec!["s3cr3t"]);
+    }
+
+    #[test]
+    fn not_a_jwt() {
+        let errs = problems_for(&[
+            ("DISTRIBUTION_ID", "E1"),
+            ("AWS_OIDC_ROLE_ARN", "arn:aws:iam::123456789012:role/r"),
+            ("BITBUCKET_STEP_OIDC_TOKEN", "not-a-jwt"),
+        ]);
+        assert_eq!(errs, vec!["BITBUCKET_STEP_OIDC_TOKEN"]);
+    }
+
+    #[test]
+    fn secrets_are_not_debug_printed() {
+        let s = Secret::new("hunter2".into());
+        assert_eq!(format!("{s:?} {s}"), "*** ***");
+    }
+}
