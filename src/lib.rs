@@ -70,6 +70,9 @@ pub async fn run(env: Env) -> u8 {
     for w in &config.warnings {
         out.warn(w);
     }
+    for n in &config.notes {
+        out.info(n);
+    }
     let cancel = cancel::Cancel::default();
     {
         let out = out.clone();

@@ -27,6 +27,8 @@ pub enum CredentialSource {
     },
     /// The standard AWS chain: profiles, web identity file, container and instance credentials.
     DefaultChain,
+    /// `--no-sign-request`: unsigned requests, no credentials loaded.
+    Anonymous,
 }
 
 /// Check an IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<optional path/>name`.

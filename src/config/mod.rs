@@ -24,7 +24,8 @@ pub use invalidation::{DEFAULT_MAX_INVALIDATION_PATHS, InvalidationConfig, Paths
 pub use raw::{Env, RawVars, Secret};
 pub use rules::{ACLS, HeaderRule, HeaderSettings, STORAGE_CLASSES, parse_expires};
 pub use sync::{
-    CompareMode, DEFAULT_MAX_CONCURRENCY, SymlinkPolicy, SyncConfig, Verbosity, bucket_name_problem,
+    CompareMode, DEFAULT_MAX_CONCURRENCY, S3RequestExtras, SseCustomerKey, SymlinkPolicy,
+    SyncConfig, Verbosity, bucket_name_problem,
 };
 
 use credentials::resolve_credentials;
@@ -73,6 +74,16 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// Every secret value, so that output can redact it whatever prints it.
     pub secrets: Vec<String>,
+    /// `--ca-bundle`: a PEM file of trusted CAs, instead of `SSL_CERT_FILE` / the system's.
+    pub ca_bundle: Option<PathBuf>,
+    /// `--profile`: the profile of the AWS configuration files for the default chain.
+    pub profile: Option<String>,
+    /// Seconds without data before a request is abandoned and retried; `Some(0)` means none.
+    pub read_timeout: Option<std::time::Duration>,
+    /// Seconds to establish a connection; `Some(0)` means none.
+    pub connect_timeout: Option<std::time::Duration>,
+    /// `INFO:` lines about accepted settings that have no effect (printed by the caller).
+    pub notes: Vec<String>,
 }
 
 impl Config {
@@ -205,20 +216,7 @@ impl Config {
         let mut warnings = Vec::new();
         let mut secrets = Vec::new();
 
-        let debug = bool_var(&mut p, "DEBUG", &raw.debug, false);
         let color = non_empty(&raw.no_color).is_none();
-        let region = non_empty(&raw.aws_default_region)
-            .or(non_empty(&raw.aws_region))
-            .map(str::to_string);
-        if let Some(r) = &region
-            && !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            p.add(
-                "AWS_DEFAULT_REGION",
-                format!("{r:?} is not a region name: use a region code such as eu-west-1"),
-            );
-        }
-
         // EXTRA_ARGS: a list variable or one shell-quoted string.
         let extra_words = match list_var(env, &mut p, "EXTRA_ARGS") {
             Some(list) => list,
@@ -234,11 +232,76 @@ impl Config {
             },
         };
         let extra = parse_extra_args(&extra_words, &mut p);
+        secrets.extend(extra.secrets.iter().cloned());
+        reject_atlassian_only(&raw, &mut p);
+
+        let debug = bool_var(&mut p, "DEBUG", &raw.debug, false) || extra.debug;
+        // `--region` wins over AWS_DEFAULT_REGION, as in aws-cli.
+        let (region_var, region) = match extra.values.get("--region") {
+            Some(r) => ("EXTRA_ARGS --region", Some(r.clone())),
+            None => (
+                "AWS_DEFAULT_REGION",
+                non_empty(&raw.aws_default_region)
+                    .or(non_empty(&raw.aws_region))
+                    .map(str::to_string),
+            ),
+        };
+        if let Some(r) = &region
+            && !r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            p.add(
+                region_var,
+                format!("{r:?} is not a region name: use a region code such as eu-west-1"),
+            );
+        }
+        if let Some(u) = extra.values.get("--endpoint-url")
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            p.add(
+                "EXTRA_ARGS --endpoint-url",
+                format!(
+                    "{u:?} is not a URL: write it with its scheme, e.g. https://s3.example.com"
+                ),
+            );
+        }
+        let ca_bundle = extra.values.get("--ca-bundle").map(PathBuf::from);
+        if let Some(path) = &ca_bundle
+            && !path.is_file()
+        {
+            p.add(
+                "EXTRA_ARGS --ca-bundle",
+                format!(
+                    "{} is not a readable file: mount the PEM bundle into the step and name it here (or set SSL_CERT_FILE)",
+                    path.display()
+                ),
+            );
+        }
+        let profile = extra.values.get("--profile").cloned();
+        let timeout = |p: &mut Problems, flag: &str| {
+            let v = extra.values.get(flag)?;
+            match v.trim().parse::<u64>() {
+                Ok(secs) => Some(std::time::Duration::from_secs(secs)),
+                Err(_) => {
+                    p.add(
+                        format!("EXTRA_ARGS {flag}"),
+                        format!("{v:?} is not a whole number of seconds: write e.g. {flag} 60 (0 means no timeout)"),
+                    );
+                    None
+                }
+            }
+        };
+        let read_timeout = timeout(&mut p, "--cli-read-timeout");
+        let connect_timeout = timeout(&mut p, "--cli-connect-timeout");
 
         let dry_run = bool_var(&mut p, "DRY_RUN", &raw.dry_run, false) || extra.dryrun;
-        let credentials = resolve_credentials(&raw, &mut p, &mut warnings, &mut secrets);
+        let mut credentials = resolve_credentials(&raw, &mut p, &mut warnings, &mut secrets);
+        if extra.no_sign_request {
+            // aws-cli: --no-sign-request wins over every credential.
+            credentials = CredentialSource::Anonymous;
+        }
 
-        let sync = resolve_sync(&raw, &extra, &mut p);
+        let mut notes = extra.notes.clone();
+        let sync = resolve_sync(&raw, &extra, &mut p, &mut secrets, &mut notes);
         let invalidation = resolve_invalidation(&raw, env, &mut p, sync.is_some());
 
         if non_empty(&raw.s3_bucket).is_none()
@@ -274,7 +337,24 @@ impl Config {
             run_id,
             warnings,
             secrets,
+            ca_bundle,
+            profile,
+            read_timeout,
+            connect_timeout,
+            notes,
         })
+    }
+}
+
+/// Variables of the Atlassian pipes that cannot work in this pipe's scratch image.
+fn reject_atlassian_only(raw: &RawVars, p: &mut Problems) {
+    if let Some(script) = non_empty(&raw.pre_execution_script) {
+        p.add(
+            "PRE_EXECUTION_SCRIPT",
+            format!(
+                "{script:?} cannot run here: the pipe's image has no shell. Run it as a script line of the step, before the pipe"
+            ),
+        );
     }
 }
 
@@ -430,11 +510,11 @@ mod tests {
         let errs = resolve(&[
             ("S3_BUCKET", "bucket"),
             ("LOCAL_PATH", local),
-            ("EXTRA_ARGS", "--delet"),
+            ("EXTRA_ARGS", "--delte"),
         ])
         .expect_err("invalid");
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].message.contains("--delet"), "{}", errs[0].message);
+        assert!(errs[0].message.contains("--delte"), "{}", errs[0].message);
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct RawVars {
     pub rules_file: Option<String>,
     pub debug: Option<String>,
     pub no_color: Option<String>,
+    /// atlassian/aws-s3-deploy's hook script: refused with the fix (no shell here).
+    pub pre_execution_script: Option<String>,
 }
 
 /// The process environment, captured once. Values that are not UTF-8 are kept as an error

@@ -199,10 +199,18 @@ pub(super) fn resolve_rules(raw: &RawVars, p: &mut Problems) -> Vec<HeaderRule> 
     }
 }
 
-/// Parse EXPIRES-style timestamps: ISO 8601 / RFC 3339, a date alone, or an HTTP date.
-/// Returns the HTTP-date form S3 stores.
+/// Parse EXPIRES-style timestamps: ISO 8601 / RFC 3339, a date alone, an HTTP date, or
+/// seconds since 1970 (botocore reads a number that way first: `--expires 90` is 00:01:30 on
+/// 1 January 1970). Returns the HTTP-date form S3 stores.
 pub fn parse_expires(value: &str) -> Option<String> {
     let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>()
+        && secs.is_finite()
+    {
+        return DateTime::from_secs_f64(secs.floor())
+            .fmt(Format::HttpDate)
+            .ok();
+    }
     let dt = DateTime::from_str(v, Format::DateTime)
         .or_else(|_| DateTime::from_str(v, Format::HttpDate))
         .or_else(|_| DateTime::from_str(&format!("{v}T00:00:00Z"), Format::DateTime))

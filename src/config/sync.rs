@@ -9,7 +9,7 @@ use super::rules::{
     ACLS, HeaderRule, HeaderSettings, SSE_VALUES, STORAGE_CLASSES, parse_expires, parse_metadata,
     resolve_rules,
 };
-use super::{Problems, RawVars, bool_var, int_var, non_empty};
+use super::{Problems, RawVars, Secret, bool_var, int_var, non_empty};
 use crate::sync::filter::{FilterRule, Filters};
 
 /// Default number of S3 requests in flight at once.
@@ -85,6 +85,167 @@ pub struct SyncConfig {
     pub force_path_style: bool,
     pub verbosity: Verbosity,
     pub progress: bool,
+    /// What EXTRA_ARGS adds to the S3 requests (see `sync::request_extras`).
+    pub request_extras: S3RequestExtras,
+}
+
+/// Request settings from EXTRA_ARGS that are not object headers.
+#[derive(Debug, Clone, Default)]
+pub struct S3RequestExtras {
+    /// `--endpoint-url`: the S3 endpoint (aws-cli applies it to the command's service only).
+    pub endpoint_url: Option<String>,
+    /// `--page-size`: keys per ListObjectsV2 page.
+    pub page_size: Option<i32>,
+    /// `--grants`: (header, grantees), e.g. (`x-amz-grant-read`, `id=abc`).
+    pub grants: Vec<(&'static str, String)>,
+    /// `--request-payer`.
+    pub request_payer: bool,
+    /// `--sse-c` with `--sse-c-key`.
+    pub sse_c: Option<SseCustomerKey>,
+    /// `--checksum-algorithm`, as S3 names it.
+    pub checksum_algorithm: Option<String>,
+}
+
+impl S3RequestExtras {
+    /// Nothing to add.
+    pub fn is_empty(&self) -> bool {
+        self.endpoint_url.is_none()
+            && self.page_size.is_none()
+            && self.grants.is_empty()
+            && !self.request_payer
+            && self.sse_c.is_none()
+            && self.checksum_algorithm.is_none()
+    }
+}
+
+/// A customer-provided SSE key, as the S3 headers carry it.
+#[derive(Debug, Clone)]
+pub struct SseCustomerKey {
+    pub key_base64: Secret,
+    pub key_md5_base64: String,
+}
+
+/// `--grants` permissions and their headers, as aws-cli maps them.
+const GRANT_HEADERS: &[(&str, &str)] = &[
+    ("read", "x-amz-grant-read"),
+    ("readacl", "x-amz-grant-read-acp"),
+    ("writeacl", "x-amz-grant-write-acp"),
+    ("full", "x-amz-grant-full-control"),
+];
+
+/// The checksum algorithms the AWS SDK for Rust can compute (aws-smithy-checksums).
+const SDK_CHECKSUMS: &[&str] = &["CRC64NVME", "CRC32", "CRC32C", "SHA1", "SHA256"];
+
+fn resolve_request_extras(
+    extra: &ExtraArgs,
+    p: &mut Problems,
+    secrets: &mut Vec<String>,
+) -> S3RequestExtras {
+    let page_size = extra.values.get("--page-size").and_then(|v| {
+        match v.trim().parse::<i32>() {
+            Ok(n) if (1..=1000).contains(&n) => Some(n),
+            _ => {
+                p.add(
+                    "EXTRA_ARGS --page-size",
+                    format!("{v:?} is not a whole number from 1 to 1000: S3 lists at most 1000 keys per page"),
+                );
+                None
+            }
+        }
+    });
+    let mut grants: Vec<(&'static str, String)> = Vec::new();
+    for g in extra.grants.iter().flatten() {
+        let found = g.split_once('=').and_then(|(perm, grantee)| {
+            GRANT_HEADERS
+                .iter()
+                .find(|(name, _)| *name == perm)
+                .map(|(_, header)| (*header, grantee.to_string()))
+        });
+        match found {
+            Some((header, grantee)) => {
+                // aws-cli keeps one value per permission: the last.
+                grants.retain(|(h, _)| *h != header);
+                grants.push((header, grantee));
+            }
+            None => p.add(
+                "EXTRA_ARGS --grants",
+                format!("{g:?} is not Permission=Grantee_Type=Grantee_ID with a permission of read, readacl, writeacl or full"),
+            ),
+        }
+    }
+    let checksum_algorithm = extra.values.get("--checksum-algorithm").and_then(|a| {
+        if SDK_CHECKSUMS.contains(&a.as_str()) {
+            Some(a.clone())
+        } else {
+            p.add(
+                "EXTRA_ARGS --checksum-algorithm",
+                format!(
+                    "{a} cannot be computed by the AWS SDK this pipe uses: use one of {}",
+                    SDK_CHECKSUMS.join(", ")
+                ),
+            );
+            None
+        }
+    });
+    let sse_c = match (extra.values.get("--sse-c"), extra.values.get("--sse-c-key")) {
+        (None, None) => None,
+        (Some(_), None) => {
+            p.add(
+                "EXTRA_ARGS --sse-c",
+                "needs --sse-c-key with the key: add it (from a secured variable)",
+            );
+            None
+        }
+        (None, Some(_)) => {
+            p.add(
+                "EXTRA_ARGS --sse-c-key",
+                "needs --sse-c: add --sse-c AES256",
+            );
+            None
+        }
+        (Some(_), Some(key)) => {
+            // aws-cli: a blob parameter is the text itself, or a file's bytes with fileb://.
+            let bytes = match key.strip_prefix("fileb://") {
+                Some(path) => std::fs::read(path).map_err(|e| format!("cannot read {path} ({e})")),
+                None => Ok(key.as_bytes().to_vec()),
+            };
+            match bytes {
+                Ok(b) if b.len() == 32 => {
+                    use base64::Engine;
+                    use md5::Digest;
+                    let b64 = base64::engine::general_purpose::STANDARD;
+                    let key_base64 = b64.encode(&b);
+                    secrets.push(key_base64.clone());
+                    Some(SseCustomerKey {
+                        key_base64: Secret::new(key_base64),
+                        key_md5_base64: b64.encode(md5::Md5::digest(&b)),
+                    })
+                }
+                Ok(b) => {
+                    p.add(
+                        "EXTRA_ARGS --sse-c-key",
+                        format!("the key is {} bytes; AES256 needs exactly 32 (give the raw key, not base64)", b.len()),
+                    );
+                    None
+                }
+                Err(e) => {
+                    p.add(
+                        "EXTRA_ARGS --sse-c-key",
+                        format!("{e}: mount the key file into the step"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    S3RequestExtras {
+        endpoint_url: extra.values.get("--endpoint-url").cloned(),
+        page_size,
+        grants,
+        request_payer: extra.values.contains_key("--request-payer"),
+        sse_c,
+        checksum_algorithm,
+    }
 }
 
 /// Check an S3 bucket name against AWS's general-purpose bucket naming rules.
@@ -150,6 +311,8 @@ pub(super) fn resolve_sync(
     raw: &RawVars,
     extra: &ExtraArgs,
     p: &mut Problems,
+    secrets: &mut Vec<String>,
+    notes: &mut Vec<String>,
 ) -> Option<SyncConfig> {
     let bucket_var = non_empty(&raw.s3_bucket);
     let local_var = non_empty(&raw.local_path);
@@ -227,7 +390,7 @@ pub(super) fn resolve_sync(
         (Some(v), _) => parse_expires(v).or_else(|| {
             p.add(
                 "EXTRA_ARGS",
-                format!("--expires {v:?} is not a date: use ISO 8601 (2030-01-31T00:00:00Z) or an HTTP date"),
+                format!("--expires {v:?} is not a date: use ISO 8601 (2030-01-31T00:00:00Z), an HTTP date or seconds since 1970"),
             );
             None
         }),
@@ -279,10 +442,16 @@ pub(super) fn resolve_sync(
         p.add("EXTRA_ARGS", "--sse-kms-key-id needs --sse aws:kms: add it");
     }
 
+    let request_extras = resolve_request_extras(extra, p, secrets);
     let compare = if extra.size_only {
         CompareMode::SizeOnly
     } else {
         match non_empty(&raw.sync_compare) {
+            // With SSE-C, S3's ETag is not the MD5 of the content: compare as aws-cli does.
+            None if request_extras.sse_c.is_some() => {
+                notes.push("EXTRA_ARGS --sse-c: ETags of SSE-C objects are not MD5s, so files are compared by size and modification time, as aws-cli does (set SYNC_COMPARE to choose)".to_string());
+                CompareMode::SizeAndMtime
+            }
             None | Some("checksum") => CompareMode::Checksum,
             Some("size-and-mtime") => CompareMode::SizeAndMtime,
             Some("size-only") => CompareMode::SizeOnly,
@@ -347,6 +516,7 @@ pub(super) fn resolve_sync(
         force_path_style,
         verbosity: extra.verbosity.unwrap_or(Verbosity::Normal),
         progress: !extra.no_progress,
+        request_extras,
     })
 }
 

@@ -7,7 +7,6 @@ pub mod jwt;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_config::meta::region::ProvideRegion;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata};
@@ -37,18 +36,56 @@ impl CredentialsError {
     }
 }
 
-fn loader(region: &Region) -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest()).region(region.clone())
+fn loader(config: &Config, region: &Region) -> aws_config::ConfigLoader {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region.clone());
+    // EXTRA_ARGS global options: `--profile` names the profile of the AWS chain, `--ca-bundle`
+    // replaces the trusted roots. (`--endpoint-url` concerns S3 only: `sync::request_extras`.)
+    if let Some(profile) = &config.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(client) = ca_bundle_client(config) {
+        loader = loader.http_client(client);
+    }
+    loader
+}
+
+/// An HTTPS client that trusts exactly the CAs of `--ca-bundle`, as aws-cli's `verify=<bundle>`
+/// (and as `SSL_CERT_FILE` does for the default client). An unreadable file was refused when
+/// the configuration was resolved; should it vanish since, the default client is used.
+fn ca_bundle_client(
+    config: &Config,
+) -> Option<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+    use aws_smithy_http_client::tls;
+    let pem = std::fs::read(config.ca_bundle.as_ref()?).ok()?;
+    let context = tls::TlsContext::builder()
+        .with_trust_store(tls::TrustStore::empty().with_pem_certificate(pem))
+        .build()
+        .ok()?;
+    Some(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(context)
+            .build_https(),
+    )
 }
 
 /// Resolve the region and credentials into the SDK configuration every client is built from.
 pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, CredentialsError> {
     let region = match &config.region {
         Some(r) => Region::new(r.clone()),
-        None => aws_config::default_provider::region::default_provider()
-            .region()
-            .await
-            .ok_or(CredentialsError::MissingRegion)?,
+        None => {
+            let mut chain = aws_config::default_provider::region::DefaultRegionChain::builder();
+            if let Some(profile) = &config.profile {
+                chain = chain.profile_name(profile);
+            }
+            chain
+                .build()
+                .region()
+                .await
+                .ok_or(CredentialsError::MissingRegion)?
+        }
     };
     tracing::debug!(region = %region, "region resolved");
     match &config.credentials {
@@ -62,7 +99,7 @@ pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, Credent
             out.info(format!(
                 "Authenticating with OpenID Connect: assuming role {role_arn} (session {session_name})"
             ));
-            let sts_config = loader(&region).no_credentials().load().await;
+            let sts_config = loader(config, &region).no_credentials().load().await;
             let sts = aws_sdk_sts::Client::new(&sts_config);
             let result = sts
                 .assume_role_with_web_identity()
@@ -120,7 +157,10 @@ pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, Credent
                 SystemTime::try_from(*creds.expiration()).ok(),
                 "bitbucket-oidc",
             );
-            Ok(loader(&region).credentials_provider(provider).load().await)
+            Ok(loader(config, &region)
+                .credentials_provider(provider)
+                .load()
+                .await)
         }
         CredentialSource::AccessKeys {
             access_key_id,
@@ -138,11 +178,18 @@ pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, Credent
                 None,
                 "pipe-variables",
             );
-            Ok(loader(&region).credentials_provider(provider).load().await)
+            Ok(loader(config, &region)
+                .credentials_provider(provider)
+                .load()
+                .await)
+        }
+        CredentialSource::Anonymous => {
+            out.info("Sending unsigned requests (--no-sign-request)");
+            Ok(loader(config, &region).no_credentials().load().await)
         }
         CredentialSource::DefaultChain => {
             out.info("Authenticating with the default AWS credential chain");
-            Ok(loader(&region).load().await)
+            Ok(loader(config, &region).load().await)
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod headers;
 pub mod local;
 pub mod plan;
 pub mod remote;
+pub mod request_extras;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -223,7 +224,7 @@ pub async fn run(
     cancel: &Cancel,
 ) -> Result<SyncOutcome, SyncError> {
     let start = Instant::now();
-    let client = s3_client(sdk, cfg.force_path_style);
+    let client = request_extras::wrap(s3_client(sdk, cfg.force_path_style), &cfg.request_extras);
     let target_url = format!("s3://{}/{}", cfg.bucket, cfg.prefix);
     out.info(format!(
         "Syncing {} to {target_url}{}",
