@@ -1013,3 +1013,143 @@ fn atlassian_pipe_blocks_run_unchanged() {
         }
     }
 }
+
+/// `--ca-bundle` over real TLS: an emulator with a certificate from a private CA is trusted
+/// with the flag (even when `SSL_CERT_FILE` names a missing file: the flag wins), and refused
+/// without it.
+#[test]
+fn ca_bundle_trusts_a_private_ca() {
+    let work = tempfile::tempdir().expect("tmp");
+    let w = |name: &str| work.path().join(name).display().to_string();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=migration test CA",
+        "-keyout",
+        &w("ca.key"),
+        "-out",
+        &w("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &w("tls.key"),
+        "-out",
+        &w("tls.csr"),
+    ]);
+    std::fs::write(
+        w("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &w("tls.csr"),
+        "-CA",
+        &w("ca.pem"),
+        "-CAkey",
+        &w("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &w("ext.cnf"),
+        "-out",
+        &w("tls.pem"),
+    ]);
+
+    let port = free_port();
+    let mut server = Command::new(venv_bin().join("python"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/test/moto_server.py"))
+        .arg(port.to_string())
+        .args(["--ssl-cert", &w("tls.pem"), "--ssl-key", &w("tls.key")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto over TLS");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let endpoint = format!("https://localhost:{port}");
+    // Ready when aws-cli, trusting the CA, can make the bucket.
+    let mut made = None;
+    for _ in 0..100 {
+        let run = aws_cli(
+            &endpoint,
+            work.path(),
+            &["s3", "mb", "s3://tls-bucket", "--ca-bundle", &w("ca.pem")].map(str::to_string),
+            &[],
+        );
+        if run.code == 0 {
+            made = Some(run);
+            break;
+        }
+        if let Ok(Some(_)) = server.try_wait() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let server = Kill(server);
+    assert!(made.is_some(), "moto over TLS did not come up");
+    let site_dir = site(&[("index.html", b"<p>tls</p>")]);
+
+    let run_with = |extra: &str, more: &[(&'static str, String)]| {
+        let mut vars = key_vars(&endpoint);
+        vars.extend([
+            ("S3_BUCKET", "tls-bucket".to_string()),
+            ("LOCAL_PATH", site_dir.path().display().to_string()),
+            ("EXTRA_ARGS", extra.to_string()),
+        ]);
+        vars.extend_from_slice(more);
+        run_pipe(&as_refs(&vars))
+    };
+    let refused = run_with("--cli-connect-timeout 5", &[]);
+    assert_eq!(
+        refused.code,
+        1,
+        "the system's roots do not know the private CA\n{}",
+        refused.all()
+    );
+    // The flag wins over SSL_CERT_FILE, even one that names a missing file.
+    run_with(
+        &format!("--ca-bundle {}", w("ca.pem")),
+        &[("SSL_CERT_FILE", w("missing.pem"))],
+    )
+    .assert_code(0);
+    let listed = aws_cli(
+        &endpoint,
+        work.path(),
+        &["s3", "ls", "s3://tls-bucket/", "--ca-bundle", &w("ca.pem")].map(str::to_string),
+        &[],
+    );
+    assert!(listed.stdout.contains("index.html"), "{}", listed.all());
+    drop(server);
+}

@@ -46,6 +46,23 @@ fn loader(config: &Config, region: &Region) -> aws_config::ConfigLoader {
     if let Some(client) = ca_bundle_client(config) {
         loader = loader.http_client(client);
     }
+    // `--cli-read-timeout` / `--cli-connect-timeout` (0: none), only when given; otherwise the
+    // SDK's defaults stand. (The network layer's READ_TIMEOUT / CONNECT_TIMEOUT set the same
+    // Config fields.)
+    if config.read_timeout.is_some() || config.connect_timeout.is_some() {
+        let mut t = aws_smithy_types::timeout::TimeoutConfig::builder();
+        match config.read_timeout {
+            Some(d) if d.is_zero() => t = t.disable_read_timeout(),
+            Some(d) => t = t.read_timeout(d),
+            None => {}
+        }
+        match config.connect_timeout {
+            Some(d) if d.is_zero() => t = t.disable_connect_timeout(),
+            Some(d) => t = t.connect_timeout(d),
+            None => {}
+        }
+        loader = loader.timeout_config(t.build());
+    }
     loader
 }
 
