@@ -518,6 +518,85 @@ mod tests {
     }
 
     #[test]
+    fn extra_args_global_options_and_request_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let local = dir.path().to_str().expect("utf8");
+        let base = [("S3_BUCKET", "bucket"), ("LOCAL_PATH", local)];
+        let with = |extra: &str| {
+            let mut v = base.to_vec();
+            v.push(("AWS_DEFAULT_REGION", "eu-west-1"));
+            v.push(("EXTRA_ARGS", extra));
+            resolve(&v)
+        };
+        let cfg = with("--region us-east-2 --debug --cli-read-timeout 0 --cli-connect-timeout=7 --profile ci --no-sign-request --page-size 2 --request-payer --grants read=id=a full=id=b read=id=c --checksum-algorithm SHA256 --expires 90 --sse-c --sse-c-key 0123456789abcdef0123456789abcdef").expect("valid");
+        assert_eq!(cfg.region.as_deref(), Some("us-east-2"), "--region wins");
+        assert!(cfg.debug);
+        assert_eq!(cfg.read_timeout, Some(std::time::Duration::ZERO));
+        assert_eq!(cfg.connect_timeout, Some(std::time::Duration::from_secs(7)));
+        assert_eq!(cfg.profile.as_deref(), Some("ci"));
+        assert!(matches!(cfg.credentials, CredentialSource::Anonymous));
+        assert!(
+            cfg.secrets
+                .iter()
+                .any(|s| s == "0123456789abcdef0123456789abcdef")
+        );
+        let sync = cfg.sync.expect("sync");
+        let x = &sync.request_extras;
+        assert_eq!(x.page_size, Some(2));
+        assert!(x.request_payer);
+        assert_eq!(
+            x.grants,
+            vec![
+                ("x-amz-grant-full-control", "id=b".to_string()),
+                ("x-amz-grant-read", "id=c".to_string())
+            ],
+            "one value per permission, the last"
+        );
+        assert_eq!(x.checksum_algorithm.as_deref(), Some("SHA256"));
+        assert!(x.sse_c.is_some());
+        assert_eq!(
+            sync.compare,
+            CompareMode::SizeAndMtime,
+            "SSE-C ETags are not MD5s"
+        );
+        assert_eq!(
+            sync.headers.expires.as_deref(),
+            Some("Thu, 01 Jan 1970 00:01:30 GMT"),
+            "botocore reads a number as seconds since 1970"
+        );
+        for (bad, var) in [
+            ("--page-size 0", "EXTRA_ARGS --page-size"),
+            ("--page-size 1001", "EXTRA_ARGS --page-size"),
+            ("--grants write=id=a", "EXTRA_ARGS --grants"),
+            (
+                "--checksum-algorithm SHA512",
+                "EXTRA_ARGS --checksum-algorithm",
+            ),
+            ("--sse-c", "EXTRA_ARGS --sse-c"),
+            (
+                "--sse-c-key 0123456789abcdef0123456789abcdef",
+                "EXTRA_ARGS --sse-c-key",
+            ),
+            ("--sse-c --sse-c-key short", "EXTRA_ARGS --sse-c-key"),
+            ("--cli-read-timeout soon", "EXTRA_ARGS --cli-read-timeout"),
+            ("--endpoint-url localhost:9000", "EXTRA_ARGS --endpoint-url"),
+            ("--ca-bundle /nonexistent/ca.pem", "EXTRA_ARGS --ca-bundle"),
+            ("--region 'eu west'", "EXTRA_ARGS --region"),
+        ] {
+            let errs = with(bad).expect_err(bad);
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert_eq!(errs[0].variable, var, "{bad}");
+            assert!(
+                !errs[0].message.contains("short"),
+                "{bad}: the key is never printed"
+            );
+        }
+        let mut v = base.to_vec();
+        v.push(("PRE_EXECUTION_SCRIPT", "setup.sh"));
+        assert_eq!(problems_for(&v), vec!["PRE_EXECUTION_SCRIPT"]);
+    }
+
+    #[test]
     fn list_variables() {
         let dir = tempfile::tempdir().expect("tempdir");
         let local = dir.path().to_str().expect("utf8");
