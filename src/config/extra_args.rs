@@ -740,6 +740,17 @@ fn looks_like_flag(word: &str) -> bool {
     word.starts_with('-') && word.len() > 1 && word[1..].parse::<f64>().is_err()
 }
 
+/// The known flag closest to a mistyped one, when it is close enough to be the one meant
+/// (at most two edits, as `--exlude` → `--exclude`, `--cache-controll` → `--cache-control`).
+fn closest_flag(name: &str) -> Option<&'static str> {
+    FLAGS
+        .iter()
+        .map(|f| (strsim::damerau_levenshtein(name, f.name), f.name))
+        .filter(|(distance, _)| *distance <= 2)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, flag)| flag)
+}
+
 /// The flags this pipe honours or accepts, for the unknown-flag message.
 fn known_flags() -> String {
     FLAGS
@@ -782,13 +793,16 @@ pub(super) fn parse_extra_args(words: &[String], p: &mut Problems) -> ExtraArgs 
                 continue;
             }
             Err(_) => {
-                p.add(
-                    "EXTRA_ARGS",
-                    format!(
+                let message = match closest_flag(name) {
+                    Some(meant) => format!(
+                        "unknown flag {name:?}: did you mean {meant}? (see the README's EXTRA_ARGS table)"
+                    ),
+                    None => format!(
                         "unknown flag {name:?}: aws s3 sync has no such option. EXTRA_ARGS takes: {} (see the README's EXTRA_ARGS table)",
                         known_flags()
                     ),
-                );
+                };
+                p.add("EXTRA_ARGS", message);
                 continue;
             }
         };
@@ -1062,7 +1076,16 @@ mod tests {
             ("--delete=yes", "--delete takes no value"),
             ("--recursive", "rejects it too"),
             ("--no-verify-ssl", "SSL_CERT_FILE"),
-            ("--frobnicate", "unknown flag \"--frobnicate\""),
+            (
+                "--frobnicate",
+                "unknown flag \"--frobnicate\": aws s3 sync has no such",
+            ),
+            (
+                "--exlude=*.map",
+                "unknown flag \"--exlude\": did you mean --exclude?",
+            ),
+            ("--cache-controll=x", "did you mean --cache-control?"),
+            ("--sizeonly", "did you mean --size-only?"),
             ("--si", "--size-only"),
             ("--no", "ambiguous flag"),
             ("--acl world", "is not one of"),
