@@ -12,6 +12,7 @@ pub mod cancel;
 pub mod config;
 pub mod credentials;
 pub mod invalidate;
+pub mod network;
 pub mod output;
 pub mod report;
 pub mod sync;

@@ -277,21 +277,54 @@ impl Config {
             );
         }
         let profile = extra.values.get("--profile").cloned();
-        let timeout = |p: &mut Problems, flag: &str| {
-            let v = extra.values.get(flag)?;
+        // rustls-native-certs reads SSL_CERT_FILE when the first HTTPS client is built; a path
+        // that is not a file panics there (a debug assertion of aws-smithy-http-client) or
+        // leaves no trusted CA at all. Say so before anything starts.
+        if let Some(path) = env.get("SSL_CERT_FILE").filter(|p| !p.trim().is_empty())
+            && !Path::new(path).is_file()
+        {
+            p.add(
+                "SSL_CERT_FILE",
+                format!(
+                    "{path} is not a readable file: mount the PEM bundle of your CA into the step and name its path, or unset SSL_CERT_FILE to trust the public CAs"
+                ),
+            );
+        }
+        // `--cli-read-timeout` / `--cli-connect-timeout` win over READ_TIMEOUT /
+        // CONNECT_TIMEOUT, as `--region` wins over AWS_DEFAULT_REGION. Seconds; 0: none.
+        let timeout = |p: &mut Problems, flag: &str, var: &str, value: &Option<String>| {
+            let (name, v) = match extra.values.get(flag) {
+                Some(v) => (format!("EXTRA_ARGS {flag}"), v.as_str()),
+                None => (var.to_string(), non_empty(value)?),
+            };
             match v.trim().parse::<u64>() {
                 Ok(secs) => Some(std::time::Duration::from_secs(secs)),
                 Err(_) => {
+                    let example = if name == var {
+                        format!("{var}: \"60\"")
+                    } else {
+                        format!("{flag} 60")
+                    };
                     p.add(
-                        format!("EXTRA_ARGS {flag}"),
-                        format!("{v:?} is not a whole number of seconds: write e.g. {flag} 60 (0 means no timeout)"),
+                        name,
+                        format!("{v:?} is not a whole number of seconds: write e.g. {example} (0 means no timeout)"),
                     );
                     None
                 }
             }
         };
-        let read_timeout = timeout(&mut p, "--cli-read-timeout");
-        let connect_timeout = timeout(&mut p, "--cli-connect-timeout");
+        let read_timeout = timeout(
+            &mut p,
+            "--cli-read-timeout",
+            "READ_TIMEOUT",
+            &raw.read_timeout,
+        );
+        let connect_timeout = timeout(
+            &mut p,
+            "--cli-connect-timeout",
+            "CONNECT_TIMEOUT",
+            &raw.connect_timeout,
+        );
 
         let dry_run = bool_var(&mut p, "DRY_RUN", &raw.dry_run, false) || extra.dryrun;
         let mut credentials = resolve_credentials(&raw, &mut p, &mut warnings, &mut secrets);
@@ -389,6 +422,47 @@ mod tests {
         ] {
             assert_eq!(parse_bool(v), want, "{v}");
         }
+    }
+
+    #[test]
+    fn timeouts_from_variables_and_flags() {
+        let base = [("S3_BUCKET", "b"), ("LOCAL_PATH", ".")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut v = base.to_vec();
+            v.extend_from_slice(extra);
+            resolve(&v)
+        };
+        let cfg = with(&[("READ_TIMEOUT", "5"), ("CONNECT_TIMEOUT", "0")]).expect("valid");
+        assert_eq!(cfg.read_timeout, Some(std::time::Duration::from_secs(5)));
+        assert_eq!(cfg.connect_timeout, Some(std::time::Duration::ZERO));
+        let cfg = with(&[
+            ("READ_TIMEOUT", "5"),
+            ("EXTRA_ARGS", "--cli-read-timeout 7"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            cfg.read_timeout,
+            Some(std::time::Duration::from_secs(7)),
+            "the aws-cli flag wins, as --region does"
+        );
+        let cfg = with(&[]).expect("valid");
+        assert_eq!((cfg.read_timeout, cfg.connect_timeout), (None, None));
+        for (var, value) in [
+            ("READ_TIMEOUT", "30s"),
+            ("CONNECT_TIMEOUT", "-1"),
+            ("READ_TIMEOUT", "soon"),
+        ] {
+            let problems = with(&[(var, value)]).err().unwrap_or_default();
+            assert_eq!(problems.len(), 1, "{var}={value}");
+            assert_eq!(problems[0].variable, var);
+            assert!(problems[0].message.contains("0 means no timeout"));
+        }
+        let problems = with(&[("SSL_CERT_FILE", "/no/such/ca.pem")])
+            .err()
+            .unwrap_or_default();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].variable, "SSL_CERT_FILE");
+        assert!(problems[0].message.contains("/no/such/ca.pem is not a readable file"));
     }
 
     #[test]

@@ -69,6 +69,8 @@ pub struct RawVars {
     pub max_invalidation_paths: Option<String>,
     pub wait: Option<String>,
     pub wait_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+    pub connect_timeout: Option<String>,
     pub report_file: Option<String>,
     pub rules: Option<String>,
     pub rules_file: Option<String>,

@@ -16,6 +16,9 @@ use crate::config::{Config, CredentialSource};
 use crate::output::Output;
 use jwt::Claims;
 
+/// What a user with no credentials at all reads: every source the pipe tried, and what to set.
+pub const NO_CREDENTIALS: &str = "no AWS credentials found: the pipe tried OpenID Connect (AWS_OIDC_ROLE_ARN, with \"oidc: true\" on the step), access keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and the AWS chain (environment, profile, container and instance roles). Set AWS_OIDC_ROLE_ARN and add \"oidc: true\" to the step (recommended), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secured variables";
+
 /// Errors of this stage. The Display text is what the user reads after `✖`.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
@@ -43,49 +46,19 @@ fn loader(config: &Config, region: &Region) -> aws_config::ConfigLoader {
     if let Some(profile) = &config.profile {
         loader = loader.profile_name(profile);
     }
-    if let Some(client) = ca_bundle_client(config) {
-        loader = loader.http_client(client);
-    }
-    // `--cli-read-timeout` / `--cli-connect-timeout` (0: none), only when given; otherwise the
-    // SDK's defaults stand. (The network layer's READ_TIMEOUT / CONNECT_TIMEOUT set the same
-    // Config fields.)
-    if config.read_timeout.is_some() || config.connect_timeout.is_some() {
-        let mut t = aws_smithy_types::timeout::TimeoutConfig::builder();
-        match config.read_timeout {
-            Some(d) if d.is_zero() => t = t.disable_read_timeout(),
-            Some(d) => t = t.read_timeout(d),
-            None => {}
-        }
-        match config.connect_timeout {
-            Some(d) if d.is_zero() => t = t.disable_connect_timeout(),
-            Some(d) => t = t.connect_timeout(d),
-            None => {}
-        }
-        loader = loader.timeout_config(t.build());
-    }
+    // Every client (STS, S3, CloudFront, the default chain's providers) shares one HTTP client:
+    // the SDK's, with the stall guard and `--ca-bundle`'s trust store (`network`).
+    let timeouts = crate::network::Timeouts::new(config.read_timeout, config.connect_timeout);
+    // An unreadable bundle was refused when the configuration was resolved.
+    let ca_pem = config.ca_bundle.as_ref().and_then(|p| std::fs::read(p).ok());
     loader
-}
-
-/// An HTTPS client that trusts exactly the CAs of `--ca-bundle`, as aws-cli's `verify=<bundle>`
-/// (and as `SSL_CERT_FILE` does for the default client). An unreadable file was refused when
-/// the configuration was resolved; should it vanish since, the default client is used.
-fn ca_bundle_client(
-    config: &Config,
-) -> Option<aws_smithy_runtime_api::client::http::SharedHttpClient> {
-    use aws_smithy_http_client::tls;
-    let pem = std::fs::read(config.ca_bundle.as_ref()?).ok()?;
-    let context = tls::TlsContext::builder()
-        .with_trust_store(tls::TrustStore::empty().with_pem_certificate(pem))
-        .build()
-        .ok()?;
-    Some(
-        aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::AwsLc,
-            ))
-            .tls_context(context)
-            .build_https(),
-    )
+        .http_client(crate::network::http_client(timeouts, ca_pem))
+        .timeout_config(timeouts.sdk_config())
+        // The guard measures progress on every call; the SDK's minimum-throughput check would
+        // only add a second, differently configured clock on some uploads.
+        .stalled_stream_protection(
+            aws_sdk_s3::config::StalledStreamProtectionConfig::disabled(),
+        )
 }
 
 /// Resolve the region and credentials into the SDK configuration every client is built from.

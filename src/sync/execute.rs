@@ -551,8 +551,10 @@ async fn upload_multipart(
         Some(e) => Err(e),
         None => {
             completed.sort_by_key(|p| p.part_number());
+            let expected = multipart_etag(&completed);
             let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
-            t.client
+            let res = t
+                .client
                 .complete_multipart_upload()
                 .bucket(&t.bucket)
                 .key(&key)
@@ -563,15 +565,51 @@ async fn upload_multipart(
                         .build(),
                 )
                 .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| explain_sdk_error("put", &t.bucket, Some(&key), false, &e))
+                .await;
+            match res {
+                Ok(_) => Ok(()),
+                // A retried CompleteMultipartUpload whose first attempt succeeded but whose
+                // answer was lost (a stalled connection) meets an upload ID that no longer
+                // exists: S3 documents NoSuchUpload for "aborted or completed". The object
+                // then carries the multipart ETag of exactly these parts: check it.
+                Err(e)
+                    if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchUpload")
+                        && completed_already(t, &key, expected.as_deref()).await =>
+                {
+                    tracing::debug!(key, "CompleteMultipartUpload retried after it succeeded");
+                    Ok(())
+                }
+                Err(e) => Err(explain_sdk_error("put", &t.bucket, Some(&key), false, &e)),
+            }
         }
     };
     if result.is_err() {
         abort_upload(t, &key, &upload_id).await;
     }
     result
+}
+
+/// The ETag S3 gives an object completed from these parts: the MD5 of the parts' binary MD5s,
+/// `-N`. `None` when a part's ETag is not an MD5 (SSE-KMS, SSE-C).
+fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    for p in parts {
+        let etag = p.e_tag()?.trim_matches('"');
+        h.update(hex::decode(etag).ok().filter(|b| b.len() == 16)?);
+    }
+    Some(format!("{}-{}", hex::encode(h.finalize()), parts.len()))
+}
+
+/// Whether `key` already holds the object these parts make (ETag `expected`).
+async fn completed_already(t: &Target, key: &str, expected: Option<&str>) -> bool {
+    let Some(expected) = expected else {
+        return false;
+    };
+    match t.client.head_object().bucket(&t.bucket).key(key).send().await {
+        Ok(h) => h.e_tag().map(|e| e.trim_matches('"')) == Some(expected),
+        Err(_) => false,
+    }
 }
 
 /// Abort a multipart upload so that no parts are left behind (and billed).
@@ -770,6 +808,27 @@ mod tests {
             assert_eq!(display_local_path(local, cwd), want, "{local}");
         }
         assert_eq!(display_local_path("./dist", None), "./dist");
+    }
+
+    #[test]
+    fn multipart_etag_is_the_md5_of_the_part_md5s() {
+        let part = |n: i32, body: &[u8]| {
+            use md5::Digest;
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(format!("\"{}\"", hex::encode(md5::Md5::digest(body))))
+                .build()
+        };
+        let parts = [part(1, b"a"), part(2, b"b")];
+        let want = {
+            use md5::Digest;
+            let mut both = md5::Md5::digest(b"a").to_vec();
+            both.extend(md5::Md5::digest(b"b"));
+            format!("{}-2", hex::encode(md5::Md5::digest(&both)))
+        };
+        assert_eq!(multipart_etag(&parts).as_deref(), Some(want.as_str()));
+        let kms = CompletedPart::builder().part_number(1).e_tag("\"not-md5\"").build();
+        assert_eq!(multipart_etag(&[kms]), None);
     }
 
     #[test]

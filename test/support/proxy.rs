@@ -425,6 +425,13 @@ pub enum Action {
     Drop,
     /// Forward, but wait this long before answering.
     Delay(Duration),
+    /// Read the request and never answer: the connection stays open and silent, as with a
+    /// black-holed connection or a NAT that dropped its state. The pipe must give up and retry.
+    Stall,
+    /// Forward (the upstream carries the request out), then never answer: the answer is lost.
+    LoseAnswer,
+    /// Forward, then send the answer's body in `chunks` pieces, `every` apart: slow but moving.
+    Trickle { chunks: usize, every: Duration },
 }
 
 impl Action {
@@ -737,7 +744,16 @@ async fn handle(
             reset.store(true, Ordering::SeqCst);
             return Err(Box::new(Dropped));
         }
-        Some(Action::Delay(d)) => Some(d),
+        Some(Action::Stall) => {
+            rec.status = 0;
+            ctx.shared.record(seq, rec);
+            // Hold the socket open until the client gives up (or the proxy is dropped).
+            std::future::pending::<()>().await;
+            return Err(Box::new(Dropped));
+        }
+        Some(Action::LoseAnswer) => Some(Pace::Never),
+        Some(Action::Delay(d)) => Some(Pace::Delay(d)),
+        Some(Action::Trickle { chunks, every }) => Some(Pace::Trickle(chunks, every)),
         None => None,
     };
 
@@ -793,19 +809,75 @@ async fn handle(
         }
     });
     let result = exchange.await?;
-    if let Some(d) = delay {
-        tokio::time::sleep(d).await;
+    match delay {
+        Some(Pace::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Pace::Never) => std::future::pending::<()>().await,
+        _ => {}
     }
     match result {
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             parts.headers.retain_hop_by_hop();
+            if let Some(Pace::Trickle(chunks, every)) = delay {
+                let bytes = body.collect().await?.to_bytes();
+                let size = bytes.len().div_ceil(chunks.max(1)).max(1);
+                let pieces = (0..bytes.len())
+                    .step_by(size)
+                    .map(|i| bytes.slice(i..(i + size).min(bytes.len())))
+                    .collect();
+                let body = TrickleBody {
+                    pieces,
+                    every,
+                    timer: None,
+                };
+                return Ok(Response::from_parts(parts, body.boxed()));
+            }
             Ok(Response::from_parts(parts, body))
         }
         Err(e) => Ok(Response::builder()
             .status(StatusCode::BAD_GATEWAY)
             .header("content-type", "text/plain")
             .body(full(Bytes::from(format!("proxy: upstream error: {e:?}"))))?),
+    }
+}
+
+/// How a forwarded answer is paced.
+enum Pace {
+    Delay(Duration),
+    Never,
+    Trickle(usize, Duration),
+}
+
+/// A body sent in pieces, `every` apart (the first after `every` too).
+struct TrickleBody {
+    pieces: std::collections::VecDeque<Bytes>,
+    every: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl hyper::body::Body for TrickleBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        if self.pieces.is_empty() {
+            return Poll::Ready(None);
+        }
+        let every = self.every;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(every)));
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                self.timer = None;
+                let piece = self.pieces.pop_front().unwrap_or_default();
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(piece))))
+            }
+        }
     }
 }
 

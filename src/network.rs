@@ -1,0 +1,426 @@
+//! The HTTP client every AWS call goes through (S3, STS, CloudFront): stall detection, fast
+//! failure on TLS trust errors, and network failures explained in the user's words.
+//!
+//! # Why a "no progress" guard of our own
+//!
+//! What the SDK offers, read in aws-smithy-http-client 1.5 and aws-smithy-runtime 1.16:
+//! - `TimeoutConfig::read_timeout` wraps the connector's whole `call`: from the request being
+//!   handed to hyper until the response *headers* arrive. S3 answers an upload only after the
+//!   whole body was received, so it is a deadline on sending the body too: at 30 s it cuts an
+//!   8 MiB part on any link slower than 280 KB/s, however steadily the part is moving. And it
+//!   does not cover the response body at all (a listing page that stalls half-way hangs).
+//! - `operation_attempt_timeout` / `operation_timeout` are total-time deadlines: same problem.
+//! - Stalled-stream protection (minimum throughput) is installed only on operations with
+//!   streaming bodies (PutObject, UploadPart, GetObject), and stops watching once the upload
+//!   body is sent: a black-holed CompleteMultipartUpload, DeleteObjects, listing page, STS or
+//!   CloudFront call is never detected.
+//!
+//! So [`StallGuard`] wraps the SDK's own hyper client and measures *progress*: the clock
+//! restarts whenever the connection takes request-body bytes, when the response headers
+//! arrive, and whenever response-body bytes arrive. `READ_TIMEOUT` seconds without any of these
+//! and the attempt fails with a timeout, which the SDK's standard retry classifies as transient
+//! and retries (new connection, backoff) within the client's attempt budget. A slow but moving
+//! part is never cut; a silent server is detected within `READ_TIMEOUT`. S3's long operations
+//! (CompleteMultipartUpload, CopyObject) send their 200 headers early and then whitespace
+//! while they work, which counts as progress.
+//!
+//! The SDK's `read_timeout` and stalled-stream protection are therefore turned off (they would
+//! cut moving transfers); its `connect_timeout` stays (TCP connect and TLS handshake).
+
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
+
+/// Default `READ_TIMEOUT`: seconds without progress before an attempt is abandoned and retried.
+/// aws-cli waits 60 s; in CI a hang costs build minutes and blocks the next deploy, and a
+/// healthy S3 connection is never silent for this long (S3 sends whitespace while it works on
+/// long requests), so 30 s detects a stall within the bound with a wide margin.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default `CONNECT_TIMEOUT`: TCP connect plus TLS handshake. The SDK's own default is 3.1 s,
+/// short for a first handshake from a busy CI runner; aws-cli waits 60 s. A refused or
+/// unresolvable endpoint fails at once whatever this is.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The timeouts in force: `None` means no timeout (the user set 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub read: Option<Duration>,
+    pub connect: Option<Duration>,
+}
+
+impl Timeouts {
+    /// From the configured values (`None`: default; zero: none).
+    pub fn new(read: Option<Duration>, connect: Option<Duration>) -> Timeouts {
+        let pick = |v: Option<Duration>, default| match v {
+            None => Some(default),
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+        };
+        Timeouts {
+            read: pick(read, DEFAULT_READ_TIMEOUT),
+            connect: pick(connect, DEFAULT_CONNECT_TIMEOUT),
+        }
+    }
+
+    /// The SDK timeout settings that go with the guard: connect only.
+    pub fn sdk_config(&self) -> aws_smithy_types::timeout::TimeoutConfig {
+        let t = aws_smithy_types::timeout::TimeoutConfig::builder().disable_read_timeout();
+        match self.connect {
+            Some(d) => t.connect_timeout(d),
+            None => t.disable_connect_timeout(),
+        }
+        .build()
+    }
+}
+
+/// The SDK's hyper 1 + rustls client (as its default: proxy from `HTTPS_PROXY` & co), trusting
+/// `ca_pem` only when given (`--ca-bundle`), wrapped in the stall guard.
+pub fn http_client(timeouts: Timeouts, ca_pem: Option<Vec<u8>>) -> SharedHttpClient {
+    use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig, tls};
+    let context = ca_pem.and_then(|pem| {
+        tls::TlsContext::builder()
+            .with_trust_store(tls::TrustStore::empty().with_pem_certificate(pem))
+            .build()
+            .ok()
+    });
+    let base = aws_smithy_http_client::Builder::new().build_with_connector_fn(
+        move |settings, components| {
+            let mut b = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ));
+            b.set_connector_settings(settings.cloned());
+            if let Some(c) = components {
+                b.set_sleep_impl(c.sleep_impl());
+            }
+            b.set_proxy_config(Some(ProxyConfig::from_env()));
+            if let Some(ctx) = &context {
+                b = b.tls_context(ctx.clone());
+            }
+            b.build()
+        },
+    );
+    SharedHttpClient::new(StallGuard {
+        inner: base,
+        timeouts,
+    })
+}
+
+/// Wraps an HTTP client: no progress for `timeouts.read` fails the attempt (see module docs).
+#[derive(Debug, Clone)]
+pub struct StallGuard {
+    inner: SharedHttpClient,
+    timeouts: Timeouts,
+}
+
+impl HttpClient for StallGuard {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(GuardedConnector {
+            inner: self.inner.http_connector(settings, components),
+            timeouts: self.timeouts,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct GuardedConnector {
+    inner: SharedHttpConnector,
+    timeouts: Timeouts,
+}
+
+/// The last moment of progress, in milliseconds since `start`.
+#[derive(Debug)]
+struct Progress {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    fn new() -> Arc<Progress> {
+        Arc::new(Progress {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// The error of a stalled attempt (retried by the SDK as a timeout).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no data sent or received for {0} s (READ_TIMEOUT): the connection stalled; the request is retried"
+)]
+pub struct Stalled(u64);
+
+impl HttpConnector for GuardedConnector {
+    fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
+        let Some(idle) = self.timeouts.read else {
+            let fut = self.inner.call(request);
+            return HttpConnectorFuture::new(async move { fut.await.map_err(fail_fast) });
+        };
+        let progress = Progress::new();
+        let p = progress.clone();
+        let body = std::mem::replace(request.body_mut(), SdkBody::taken());
+        *request.body_mut() = body.map_preserve_contents(move |b| {
+            SdkBody::from_body_1_x(ProgressBody {
+                inner: b,
+                progress: p.clone(),
+            })
+        });
+        // Connecting is the connect timeout's business: the first idle period starts after it.
+        let grace = self.timeouts.connect.unwrap_or(Duration::ZERO);
+        let fut = self.inner.call(request);
+        HttpConnectorFuture::new(async move {
+            let watchdog = async {
+                let mut deadline = progress.last() + idle + grace;
+                loop {
+                    tokio::time::sleep_until(deadline.into()).await;
+                    let next = progress.last() + idle;
+                    if next <= Instant::now() {
+                        return;
+                    }
+                    deadline = next;
+                }
+            };
+            let mut response = tokio::select! {
+                r = fut => r.map_err(fail_fast)?,
+                () = watchdog => {
+                    return Err(ConnectorError::timeout(Box::new(Stalled(idle.as_secs()))));
+                }
+            };
+            let body = std::mem::replace(response.body_mut(), SdkBody::taken());
+            *response.body_mut() = body.map_preserve_contents(move |b| {
+                SdkBody::from_body_1_x(IdleBody {
+                    inner: b,
+                    idle,
+                    timer: None,
+                })
+            });
+            Ok(response)
+        })
+    }
+}
+
+/// A request body that reports each chunk the connection takes as progress.
+struct ProgressBody {
+    inner: SdkBody,
+    progress: Arc<Progress>,
+}
+
+impl http_body::Body for ProgressBody {
+    type Data = Bytes;
+    type Error = aws_smithy_types::body::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if r.is_ready() {
+            self.progress.touch();
+        }
+        r
+    }
+    fn is_end_stream(&self) -> bool {
+        http_body::Body::is_end_stream(&self.inner)
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::Body::size_hint(&self.inner)
+    }
+}
+
+/// A response body that fails when no bytes arrive for `idle`.
+struct IdleBody {
+    inner: SdkBody,
+    idle: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl http_body::Body for IdleBody {
+    type Data = Bytes;
+    type Error = aws_smithy_types::body::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if let Poll::Ready(r) = Pin::new(&mut self.inner).poll_frame(cx) {
+            self.timer = None;
+            return Poll::Ready(r);
+        }
+        let idle = self.idle;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(Stalled(idle.as_secs()))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        http_body::Body::is_end_stream(&self.inner)
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::Body::size_hint(&self.inner)
+    }
+}
+
+/// A certificate the trust store rejects will be rejected again: retrying it eight times only
+/// delays the message (measured: ~35 s). Such errors become non-retryable; others pass as they are.
+fn fail_fast(err: ConnectorError) -> ConnectorError {
+    if is_certificate_error(&err) {
+        ConnectorError::other(Box::new(err), None)
+    } else {
+        err
+    }
+}
+
+fn chain<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(err), |e: &&'a (dyn StdError + 'static)| (*e).source())
+}
+
+fn is_certificate_error(err: &(dyn StdError + 'static)) -> bool {
+    chain(err).any(|e| {
+        matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidCertificate(_))
+        )
+    })
+}
+
+/// One readable line for a request that got no answer (`None` when the error is something
+/// else): connection refused, unknown host, TLS trust, stall or connect timeout, missing
+/// credentials. `endpoint` names where the request went, as the user can fix it.
+pub fn explain_dispatch_failure(err: &(dyn StdError + 'static), endpoint: &str) -> Option<String> {
+    let text: Vec<String> = chain(err).map(|e| e.to_string()).collect();
+    let has = |needle: &str| {
+        text.iter()
+            .any(|t| t.to_ascii_lowercase().contains(&needle.to_ascii_lowercase()))
+    };
+    if chain(err).any(|e| e.downcast_ref::<Stalled>().is_some()) {
+        let secs = chain(err)
+            .find_map(|e| e.downcast_ref::<Stalled>())
+            .map_or(0, |s| s.0);
+        return Some(format!(
+            "{endpoint} stopped answering: no data for {secs} s on every attempt (READ_TIMEOUT): check the network, or raise READ_TIMEOUT"
+        ));
+    }
+    if is_certificate_error(err) {
+        let detail = chain(err)
+            .find_map(|e| e.downcast_ref::<rustls::Error>())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        return Some(format!(
+            "TLS: the certificate of {endpoint} is not trusted ({detail}): if it is signed by your own CA, set SSL_CERT_FILE or EXTRA_ARGS --ca-bundle to a PEM file of that CA; otherwise check AWS_ENDPOINT_URL"
+        ));
+    }
+    if has("credential provider was not enabled")
+        || has("no credentials")
+        || has("credentials not loaded")
+    {
+        return Some(crate::credentials::NO_CREDENTIALS.to_string());
+    }
+    if has("connection refused") {
+        return Some(format!(
+            "connection refused by {endpoint}: nothing listens there; check AWS_ENDPOINT_URL (or EXTRA_ARGS --endpoint-url) and that the service is up"
+        ));
+    }
+    if has("dns error") || has("failed to lookup address") || has("name or service not known") {
+        return Some(format!(
+            "cannot resolve the host of {endpoint} (DNS): check the spelling of AWS_ENDPOINT_URL (or EXTRA_ARGS --endpoint-url) and AWS_DEFAULT_REGION, and the runner's DNS"
+        ));
+    }
+    if has("timeout") || has("timed out") {
+        return Some(format!(
+            "could not connect to {endpoint} within CONNECT_TIMEOUT: check the network, a firewall or proxy (HTTPS_PROXY), or raise CONNECT_TIMEOUT"
+        ));
+    }
+    if has("connection reset") || has("broken pipe") || has("connection closed") {
+        return Some(format!(
+            "{endpoint} kept closing the connection on every attempt: check the network or a proxy between the runner and AWS"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_means_none_and_unset_means_default() {
+        let t = Timeouts::new(None, None);
+        assert_eq!(t.read, Some(DEFAULT_READ_TIMEOUT));
+        assert_eq!(t.connect, Some(DEFAULT_CONNECT_TIMEOUT));
+        let t = Timeouts::new(Some(Duration::ZERO), Some(Duration::from_secs(4)));
+        assert_eq!(t.read, None);
+        assert_eq!(t.connect, Some(Duration::from_secs(4)));
+        assert!(DEFAULT_READ_TIMEOUT <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn failures_are_explained_by_cause() {
+        let io = |kind, msg: &str| std::io::Error::new(kind, msg.to_string());
+        let refused = io(
+            std::io::ErrorKind::ConnectionRefused,
+            "tcp connect error: Connection refused (os error 111)",
+        );
+        let text = explain_dispatch_failure(&refused, "http://127.0.0.1:9").expect("explained");
+        assert!(text.starts_with("connection refused by http://127.0.0.1:9"), "{text}");
+        let dns = io(
+            std::io::ErrorKind::Other,
+            "dns error: failed to lookup address information",
+        );
+        assert!(
+            explain_dispatch_failure(&dns, "x")
+                .expect("explained")
+                .contains("DNS")
+        );
+        let stalled = ConnectorError::timeout(Box::new(Stalled(2)));
+        assert!(
+            explain_dispatch_failure(&stalled, "S3")
+                .expect("explained")
+                .contains("no data for 2 s")
+        );
+        let tls = io(
+            std::io::ErrorKind::InvalidData,
+            "unused",
+        );
+        assert_eq!(explain_dispatch_failure(&tls, "x"), None);
+        let cert = ConnectorError::io(Box::new(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        )));
+        assert!(is_certificate_error(&cert));
+        let fast = fail_fast(cert);
+        assert!(!fast.is_io() && !fast.is_timeout() && fast.as_other().is_none());
+        assert!(
+            explain_dispatch_failure(&fast, "https://s3.example")
+                .expect("explained")
+                .contains("SSL_CERT_FILE")
+        );
+    }
+}
