@@ -76,16 +76,20 @@ pub async fn run(env: Env) -> u8 {
     }
     let cancel = cancel::Cancel::default();
     {
-        let out = out.clone();
-        cancel.listen_for_signals(move |name| {
-            out.warn(format!(
-                "{name} received: stopping. No new uploads start, open multipart uploads are aborted, nothing is deleted"
-            ));
-        });
+        let (out, out2) = (out.clone(), out.clone());
+        cancel.listen_for_signals(
+            move |name| {
+                out.warn(format!(
+                    "{name} received: stopping. No new uploads start, open multipart uploads are aborted, nothing is deleted"
+                ));
+            },
+            move |name| out2.fail(format!("second {name} received: exiting at once")),
+        );
     }
-    let sdk = match credentials::resolve(&config, &out).await {
-        Ok(sdk) => sdk,
-        Err(e) => {
+    let sdk = match cancel.bounded(credentials::resolve(&config, &out)).await {
+        None => return interrupted(&out, &cancel),
+        Some(Ok(sdk)) => sdk,
+        Some(Err(e)) => {
             out.fail(e.to_string());
             return if e.is_config() {
                 EXIT_CONFIG
@@ -97,7 +101,14 @@ pub async fn run(env: Env) -> u8 {
     let mut failed = false;
     let mut sync_outcome = None;
     if let Some(sync_cfg) = &config.sync {
-        match sync::run(&sdk, sync_cfg, config.dry_run, &out, &cancel).await {
+        let run = cancel
+            .bounded(sync::run(&sdk, sync_cfg, config.dry_run, &out, &cancel))
+            .await;
+        report_open_uploads(&out, &cancel);
+        let Some(run) = run else {
+            return interrupted(&out, &cancel);
+        };
+        match run {
             Ok(outcome) => {
                 failed |= !outcome.failures.is_empty();
                 report_sync(&out, &outcome);
@@ -132,19 +143,24 @@ pub async fn run(env: Env) -> u8 {
             }
             Some(paths) => {
                 let run_id = config.run_id.clone().unwrap_or_else(local_run_id);
-                match invalidate::run(
-                    &sdk,
-                    inv_cfg,
-                    &paths,
-                    &run_id,
-                    config.account_hint(),
-                    config.dry_run,
-                    &out,
-                )
-                .await
+                match cancel
+                    .bounded(invalidate::run(
+                        &sdk,
+                        inv_cfg,
+                        &paths,
+                        &run_id,
+                        config.account_hint(),
+                        config.dry_run,
+                        &out,
+                    ))
+                    .await
                 {
-                    Ok(done) => invalidations = done,
-                    Err(e) => {
+                    None => {
+                        out.fail("Interrupted while invalidating CloudFront: re-run the step to finish it");
+                        failed = true;
+                    }
+                    Some(Ok(done)) => invalidations = done,
+                    Some(Err(e)) => {
                         out.fail(e.to_string());
                         failed = true;
                     }
@@ -174,6 +190,33 @@ pub async fn run(env: Env) -> u8 {
         }
     }
     code
+}
+
+/// The run was stopped by a signal and what still ran after the grace period was dropped.
+fn interrupted(out: &Output, cancel: &cancel::Cancel) -> u8 {
+    report_open_uploads(out, cancel);
+    out.fail(format!(
+        "Interrupted: requests still running {} s after the signal were dropped. Re-run the step to finish the deploy",
+        cancel::SHUTDOWN_GRACE.as_secs()
+    ));
+    EXIT_FAILED
+}
+
+/// Multipart uploads that could not be aborted: named, with the rule that cleans them up.
+fn report_open_uploads(out: &Output, cancel: &cancel::Cancel) {
+    let open = cancel.still_open();
+    for u in &open {
+        out.fail(format!(
+            "multipart upload {} of s3://{}/{} could not be aborted: its parts stay stored (and billed) until it is",
+            u.upload_id, u.bucket, u.key
+        ));
+    }
+    if let Some(u) = open.first() {
+        out.fail(format!(
+            "Abort them with `aws s3api abort-multipart-upload --bucket {} --key KEY --upload-id ID`, or add to the bucket a lifecycle rule with an AbortIncompleteMultipartUpload action (DaysAfterInitiation: 1; S3 console > {} > Management > Lifecycle rules), which removes such leftovers by itself",
+            u.bucket, u.bucket
+        ));
+    }
 }
 
 /// A run identifier outside Bitbucket: unique per run, so invalidations are never conflated.

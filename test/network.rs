@@ -205,3 +205,134 @@ fn a_slow_but_moving_answer_is_not_cut() {
     let lists = proxy.requests_where(|r| r.is_list_objects());
     assert_eq!(lists.len(), 1, "the slow listing was never cut and retried");
 }
+
+type Ready = fn(&support::proxy::Recorded) -> bool;
+
+/// Spawn the pipe; for each step, wait until the proxy has seen a request for which the
+/// predicate holds, then send the signal; then wait for the exit. A run still alive a minute
+/// later fails the test.
+fn signalled_run(proxy: &Proxy, vars: &[(&str, &str)], steps: &[(Ready, &str)]) -> Run {
+    let signals: Vec<&str> = steps.iter().map(|(_, s)| *s).collect();
+    let mut child = pipe_command(vars, None)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    for (ready, signal) in steps {
+        let mut waited = 0;
+        while !proxy.requests().iter().any(ready) {
+            assert!(waited < 600, "the awaited request never came");
+            std::thread::sleep(Duration::from_millis(100));
+            waited += 1;
+        }
+        let status = std::process::Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+    // Generous: the contract is seconds; the test only asserts that it exited.
+    for _ in 0..600 {
+        if child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if child.try_wait().expect("try_wait").is_none() {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("wait");
+        panic!(
+            "still running a minute after {signals:?}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = child.wait_with_output().expect("wait");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every write hangs (no READ_TIMEOUT: the requests would hang forever), aborts too.
+fn everything_hangs() -> (Moto, Proxy, tempfile::TempDir) {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    create_bucket(&moto.url(), "hang");
+    put(&moto.url(), "hang", "stale.js", b"old");
+    let dir = tempfile::tempdir().expect("tmp");
+    write_files(
+        dir.path(),
+        &[("big.bin", deterministic_bytes(9 * 1024 * 1024, 2).as_slice())],
+    );
+    for i in 0..50 {
+        write_files(dir.path(), &[(format!("f{i}.txt").as_str(), b"x".as_slice())]);
+    }
+    proxy.set_rules(vec![
+        Rule::new(Match::any().method("PUT"), Action::Stall),
+        Rule::new(Match::any().method("DELETE"), Action::Stall),
+        Rule::new(Match::any().method("POST").query_contains("delete"), Action::Stall),
+    ]);
+    (moto, proxy, dir)
+}
+
+fn hang_vars(proxy: &Proxy, dir: &tempfile::TempDir) -> Vec<(&'static str, String)> {
+    let mut vars = key_vars(&proxy.url());
+    vars.extend([
+        ("S3_BUCKET", "hang".to_string()),
+        ("LOCAL_PATH", dir.path().display().to_string()),
+        ("DELETE_FLAG", "true".to_string()),
+        ("READ_TIMEOUT", "0".to_string()),
+    ]);
+    vars
+}
+
+#[test]
+fn sigterm_while_every_write_hangs_exits_1_and_names_the_upload_left_open() {
+    let (moto, proxy, dir) = everything_hangs();
+    let vars = hang_vars(&proxy, &dir);
+    let run = signalled_run(&proxy, &as_refs(&vars), &[(|r| r.is_upload_part(), "TERM")]);
+    run.assert_code(1)
+        .assert_contains("SIGTERM received: stopping")
+        .assert_contains("could not be aborted")
+        .assert_contains("AbortIncompleteMultipartUpload");
+    let reqs = proxy.requests();
+    assert!(
+        reqs.iter().any(|r| r.is_abort_multipart_upload()),
+        "an abort was attempted"
+    );
+    assert_eq!(reqs.iter().filter(|r| r.is_delete_objects()).count(), 0);
+    let create = reqs
+        .iter()
+        .find(|r| r.is_create_multipart_upload())
+        .expect("create");
+    assert_eq!(create.s3_key().as_deref(), Some("big.bin"));
+    let open = block_on(s3(&moto.url()).list_multipart_uploads().bucket("hang").send())
+        .expect("list uploads");
+    let id = open.uploads()[0].upload_id().expect("id").to_string();
+    run.assert_contains(&format!("multipart upload {id} of s3://hang/big.bin"));
+    assert!(keys(&moto.url(), "hang").contains(&"stale.js".to_string()));
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let (_moto, proxy, dir) = everything_hangs();
+    let vars = hang_vars(&proxy, &dir);
+    // The second signal is sent once the first was acted on (the abort was sent).
+    let run = signalled_run(
+        &proxy,
+        &as_refs(&vars),
+        &[
+            (|r| r.is_upload_part(), "INT"),
+            (|r| r.is_abort_multipart_upload(), "INT"),
+        ],
+    );
+    run.assert_code(1)
+        .assert_contains("SIGINT received: stopping")
+        .assert_contains("second SIGINT received: exiting at once");
+    assert_eq!(
+        proxy.requests().iter().filter(|r| r.is_delete_objects()).count(),
+        0
+    );
+}

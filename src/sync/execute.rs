@@ -482,6 +482,11 @@ async fn upload_multipart(
     let Some(upload_id) = create.upload_id().map(str::to_string) else {
         return Err("CreateMultipartUpload returned no upload ID".into());
     };
+    shared.cancel.track_upload(crate::cancel::OpenUpload {
+        bucket: t.bucket.clone(),
+        key: key.clone(),
+        upload_id: upload_id.clone(),
+    });
     let part_size = part_size_for(f.size);
     let parts = f.size.div_ceil(part_size).max(1);
     let mut set = tokio::task::JoinSet::new();
@@ -583,8 +588,20 @@ async fn upload_multipart(
             }
         }
     };
-    if result.is_err() {
-        abort_upload(t, &key, &upload_id).await;
+    match &result {
+        Ok(()) => shared.cancel.untrack_upload(&upload_id),
+        Err(_) if shared.cancel.is_cancelled() => {
+            // Stopping: best effort within a short deadline; what is left open is printed.
+            let abort = abort_upload(t, &key, &upload_id);
+            if let Ok(true) = tokio::time::timeout(crate::cancel::ABORT_DEADLINE, abort).await {
+                shared.cancel.untrack_upload(&upload_id);
+            }
+        }
+        Err(_) => {
+            if abort_upload(t, &key, &upload_id).await {
+                shared.cancel.untrack_upload(&upload_id);
+            }
+        }
     }
     result
 }
@@ -612,8 +629,8 @@ async fn completed_already(t: &Target, key: &str, expected: Option<&str>) -> boo
     }
 }
 
-/// Abort a multipart upload so that no parts are left behind (and billed).
-async fn abort_upload(t: &Target, key: &str, upload_id: &str) {
+/// Abort a multipart upload so that no parts are left behind (and billed). True when done.
+async fn abort_upload(t: &Target, key: &str, upload_id: &str) -> bool {
     let res = t
         .client
         .abort_multipart_upload()
@@ -622,8 +639,12 @@ async fn abort_upload(t: &Target, key: &str, upload_id: &str) {
         .upload_id(upload_id)
         .send()
         .await;
-    if let Err(e) = res {
-        tracing::warn!(key, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "abort multipart upload failed");
+    match res {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(key, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "abort multipart upload failed");
+            false
+        }
     }
 }
 
