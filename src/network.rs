@@ -176,9 +176,11 @@ pub struct Stalled(u64);
 
 impl HttpConnector for GuardedConnector {
     fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
+        let endpoint = endpoint_of(request.uri());
+        let fail = move |e: ConnectorError| at_endpoint(fail_fast(e), &endpoint);
         let Some(idle) = self.timeouts.read else {
             let fut = self.inner.call(request);
-            return HttpConnectorFuture::new(async move { fut.await.map_err(fail_fast) });
+            return HttpConnectorFuture::new(async move { fut.await.map_err(fail) });
         };
         let progress = Progress::new();
         let p = progress.clone();
@@ -205,9 +207,9 @@ impl HttpConnector for GuardedConnector {
                 }
             };
             let mut response = tokio::select! {
-                r = fut => r.map_err(fail_fast)?,
+                r = fut => r.map_err(fail)?,
                 () = watchdog => {
-                    return Err(ConnectorError::timeout(Box::new(Stalled(idle.as_secs()))));
+                    return Err(fail(ConnectorError::timeout(Box::new(Stalled(idle.as_secs())))));
                 }
             };
             let body = std::mem::replace(response.body_mut(), SdkBody::taken());
@@ -287,6 +289,44 @@ impl http_body::Body for IdleBody {
     }
 }
 
+/// `scheme://host[:port]` of a request URI: where the request went, without path or query.
+fn endpoint_of(uri: &str) -> String {
+    match uri.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+            format!("{scheme}://{authority}")
+        }
+        None => uri.to_string(),
+    }
+}
+
+/// A connector error, with the endpoint it happened at (hyper's errors do not name it).
+#[derive(Debug, thiserror::Error)]
+#[error("{endpoint}")]
+struct AtEndpoint {
+    endpoint: String,
+    #[source]
+    source: ConnectorError,
+}
+
+/// Wrap `err` with its endpoint, keeping its kind (which decides whether it is retried).
+fn at_endpoint(err: ConnectorError, endpoint: &str) -> ConnectorError {
+    let (timeout, io, user, other) = (err.is_timeout(), err.is_io(), err.is_user(), err.as_other());
+    let wrapped = Box::new(AtEndpoint {
+        endpoint: endpoint.to_string(),
+        source: err,
+    });
+    if timeout {
+        ConnectorError::timeout(wrapped)
+    } else if io {
+        ConnectorError::io(wrapped)
+    } else if user {
+        ConnectorError::user(wrapped)
+    } else {
+        ConnectorError::other(wrapped, other)
+    }
+}
+
 /// A certificate the trust store rejects will be rejected again: retrying it eight times only
 /// delays the message (measured: ~35 s). Such errors become non-retryable; others pass as they are.
 fn fail_fast(err: ConnectorError) -> ConnectorError {
@@ -297,25 +337,50 @@ fn fail_fast(err: ConnectorError) -> ConnectorError {
     }
 }
 
+/// `err` and its causes. An `io::Error`'s payload is visited too (`io::Error::source` skips
+/// it, and hyper-rustls nests the rustls error two `io::Error`s deep).
 fn chain<'a>(
     err: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    std::iter::successors(Some(err), |e: &&'a (dyn StdError + 'static)| (*e).source())
+    std::iter::successors(Some(err), |e: &&'a (dyn StdError + 'static)| next_cause(*e))
+}
+
+fn next_cause<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+        Some(inner) => Some(inner as &(dyn StdError + 'static)),
+        None => e.source(),
+    }
+}
+
+/// The rustls error in `err`'s chain, if any.
+fn rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    chain(err).find_map(|e| e.downcast_ref::<rustls::Error>())
 }
 
 fn is_certificate_error(err: &(dyn StdError + 'static)) -> bool {
-    chain(err).any(|e| {
-        matches!(
-            e.downcast_ref::<rustls::Error>(),
-            Some(rustls::Error::InvalidCertificate(_))
-        )
-    })
+    matches!(rustls_error(err), Some(rustls::Error::InvalidCertificate(_)))
+}
+
+/// The error and its causes on one line, `a: b: c`, without repeats and without any `Debug`
+/// text (what `DisplayErrorContext` appends).
+pub fn chain_text(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for e in chain(err) {
+        let t = e.to_string();
+        if !t.is_empty() && !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+    }
+    parts.join(": ")
 }
 
 /// One readable line for a request that got no answer (`None` when the error is something
 /// else): connection refused, unknown host, TLS trust, stall or connect timeout, missing
-/// credentials. `endpoint` names where the request went, as the user can fix it.
-pub fn explain_dispatch_failure(err: &(dyn StdError + 'static), endpoint: &str) -> Option<String> {
+/// credentials. Names the endpoint the request went to, as the user can fix it.
+pub fn explain_dispatch_failure(err: &(dyn StdError + 'static)) -> Option<String> {
+    let endpoint = chain(err)
+        .find_map(|e| e.downcast_ref::<AtEndpoint>())
+        .map_or("the AWS endpoint", |a| a.endpoint.as_str());
     let text: Vec<String> = chain(err).map(|e| e.to_string()).collect();
     let has = |needle: &str| {
         text.iter()
@@ -330,10 +395,7 @@ pub fn explain_dispatch_failure(err: &(dyn StdError + 'static), endpoint: &str) 
         ));
     }
     if is_certificate_error(err) {
-        let detail = chain(err)
-            .find_map(|e| e.downcast_ref::<rustls::Error>())
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let detail = rustls_error(err).map(ToString::to_string).unwrap_or_default();
         return Some(format!(
             "TLS: the certificate of {endpoint} is not trusted ({detail}): if it is signed by your own CA, set SSL_CERT_FILE or EXTRA_ARGS --ca-bundle to a PEM file of that CA; otherwise check AWS_ENDPOINT_URL"
         ));
@@ -389,20 +451,20 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused,
             "tcp connect error: Connection refused (os error 111)",
         );
-        let text = explain_dispatch_failure(&refused, "http://127.0.0.1:9").expect("explained");
+        let text = explain_dispatch_failure(&at_endpoint(ConnectorError::io(Box::new(refused)), "http://127.0.0.1:9")).expect("explained");
         assert!(text.starts_with("connection refused by http://127.0.0.1:9"), "{text}");
         let dns = io(
             std::io::ErrorKind::Other,
             "dns error: failed to lookup address information",
         );
         assert!(
-            explain_dispatch_failure(&dns, "x")
+            explain_dispatch_failure(&dns)
                 .expect("explained")
                 .contains("DNS")
         );
         let stalled = ConnectorError::timeout(Box::new(Stalled(2)));
         assert!(
-            explain_dispatch_failure(&stalled, "S3")
+            explain_dispatch_failure(&stalled)
                 .expect("explained")
                 .contains("no data for 2 s")
         );
@@ -410,15 +472,20 @@ mod tests {
             std::io::ErrorKind::InvalidData,
             "unused",
         );
-        assert_eq!(explain_dispatch_failure(&tls, "x"), None);
-        let cert = ConnectorError::io(Box::new(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        )));
+        assert_eq!(explain_dispatch_failure(&tls), None);
+        // As hyper-rustls reports it: two io::Errors around the rustls error.
+        let cert = ConnectorError::io(Box::new(std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ))));
         assert!(is_certificate_error(&cert));
         let fast = fail_fast(cert);
         assert!(!fast.is_io() && !fast.is_timeout() && fast.as_other().is_none());
+        let kept = at_endpoint(ConnectorError::timeout(Box::new(Stalled(1))), "http://h:1");
+        assert!(kept.is_timeout(), "the kind survives the endpoint context");
+        assert_eq!(endpoint_of("https://b.s3.eu-west-1.amazonaws.com/k?x=1"), "https://b.s3.eu-west-1.amazonaws.com");
         assert!(
-            explain_dispatch_failure(&fast, "https://s3.example")
+            explain_dispatch_failure(&at_endpoint(fast, "https://s3.example"))
                 .expect("explained")
                 .contains("SSL_CERT_FILE")
         );

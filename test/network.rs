@@ -336,3 +336,93 @@ fn a_second_signal_exits_at_once() {
         0
     );
 }
+
+fn site_vars(dir: &tempfile::TempDir, endpoint: &str) -> Vec<(&'static str, String)> {
+    let mut vars = key_vars(endpoint);
+    vars.extend([
+        ("S3_BUCKET", "first-try".to_string()),
+        ("LOCAL_PATH", dir.path().display().to_string()),
+    ]);
+    vars
+}
+
+#[test]
+fn no_credentials_at_all_is_one_line_naming_the_variables_before_any_request() {
+    let proxy = Proxy::start("http://127.0.0.1:9");
+    let dir = site(&[("a.txt", b"a")]);
+    let mut vars = site_vars(&dir, &proxy.url());
+    vars.retain(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"));
+    let run = run_pipe(&as_refs(&vars));
+    run.assert_code(2)
+        .assert_contains("✖ no AWS credentials found")
+        .assert_contains("AWS_OIDC_ROLE_ARN")
+        .assert_contains("oidc: true")
+        .assert_contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+    assert!(!run.all().contains("Syncing"), "no sync work started");
+    assert_no_debug_dump(&run);
+    assert!(proxy.requests().is_empty(), "no request was made");
+}
+
+#[test]
+fn a_refused_connection_names_the_endpoint_and_the_variable() {
+    let port = free_port(); // nothing listens there
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let dir = site(&[("a.txt", b"a")]);
+    let run = run_pipe(&as_refs(&site_vars(&dir, &endpoint)));
+    run.assert_code(1).assert_contains(&format!(
+        "✖ connection refused by {endpoint}: nothing listens there; check AWS_ENDPOINT_URL"
+    ));
+    assert_no_debug_dump(&run);
+}
+
+#[test]
+fn an_unknown_host_is_a_dns_line_naming_the_endpoint() {
+    let dir = site(&[("a.txt", b"a")]);
+    let mut vars = site_vars(&dir, "http://no-such-host.invalid:9000");
+    vars.push(("EXTRA_ARGS", "--cli-connect-timeout 2".to_string()));
+    let run = run_pipe(&as_refs(&vars));
+    run.assert_code(1).assert_contains(
+        "✖ cannot resolve the host of http://no-such-host.invalid:9000 (DNS): check the spelling of AWS_ENDPOINT_URL",
+    );
+    assert_no_debug_dump(&run);
+}
+
+#[test]
+fn an_unknown_ca_fails_at_once_and_names_ssl_cert_file() {
+    let tls = TlsMoto::start();
+    let dir = site(&[("a.txt", b"a")]);
+    let run = run_pipe(&as_refs(&site_vars(&dir, &tls.url)));
+    run.assert_code(1)
+        .assert_contains(&format!("✖ TLS: the certificate of {} is not trusted", tls.url))
+        .assert_contains("set SSL_CERT_FILE or EXTRA_ARGS --ca-bundle");
+    assert_no_debug_dump(&run);
+    // With the CA trusted through SSL_CERT_FILE, the same run gets past TLS (the bucket does
+    // not exist on this emulator: S3 says so).
+    let mut vars = site_vars(&dir, &tls.url);
+    vars.push(("SSL_CERT_FILE", tls.ca_pem.display().to_string()));
+    run_pipe(&as_refs(&vars))
+        .assert_code(1)
+        .assert_contains("does not exist");
+}
+
+#[test]
+fn ssl_cert_file_naming_a_missing_file_is_a_configuration_error() {
+    let dir = site(&[("a.txt", b"a")]);
+    let mut vars = site_vars(&dir, "http://127.0.0.1:9");
+    vars.push(("SSL_CERT_FILE", "/no/such/bundle.pem".to_string()));
+    let run = run_pipe(&as_refs(&vars));
+    run.assert_code(2)
+        .assert_contains("✖ SSL_CERT_FILE: /no/such/bundle.pem is not a readable file");
+}
+
+#[test]
+fn malformed_timeouts_are_named() {
+    let dir = site(&[("a.txt", b"a")]);
+    for (var, value) in [("READ_TIMEOUT", "30s"), ("CONNECT_TIMEOUT", "soon")] {
+        let mut vars = site_vars(&dir, "http://127.0.0.1:9");
+        vars.push((var, value.to_string()));
+        run_pipe(&as_refs(&vars))
+            .assert_code(2)
+            .assert_contains(&format!("✖ {var}: \"{value}\" is not a whole number of seconds"));
+    }
+}

@@ -280,7 +280,9 @@ impl Config {
         // rustls-native-certs reads SSL_CERT_FILE when the first HTTPS client is built; a path
         // that is not a file panics there (a debug assertion of aws-smithy-http-client) or
         // leaves no trusted CA at all. Say so before anything starts.
+        // (`--ca-bundle` replaces the trust store: SSL_CERT_FILE is then not read.)
         if let Some(path) = env.get("SSL_CERT_FILE").filter(|p| !p.trim().is_empty())
+            && ca_bundle.is_none()
             && !Path::new(path).is_file()
         {
             p.add(

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_smithy_types::date_time::Format;
 
 use crate::config::{Config, CredentialSource};
@@ -27,6 +27,12 @@ pub enum CredentialsError {
         "AWS_DEFAULT_REGION is not set and no region was found in the AWS configuration: set AWS_DEFAULT_REGION (for example eu-west-1)"
     )]
     MissingRegion,
+    /// No source gave credentials: a configuration gap, found before any work.
+    #[error("{NO_CREDENTIALS}")]
+    NoCredentials,
+    /// The AWS chain found a source, but it failed (a profile, a web identity file, …).
+    #[error("the AWS credential chain failed: {0}")]
+    ChainFailed(String),
     /// STS refused the token; the lines explain it claim by claim.
     #[error("{}", .0.join("\n  "))]
     StsRefused(Vec<String>),
@@ -35,7 +41,10 @@ pub enum CredentialsError {
 impl CredentialsError {
     /// Configuration errors exit 2; AWS refusals exit 1.
     pub fn is_config(&self) -> bool {
-        matches!(self, CredentialsError::MissingRegion)
+        matches!(
+            self,
+            CredentialsError::MissingRegion | CredentialsError::NoCredentials
+        )
     }
 }
 
@@ -107,7 +116,7 @@ pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, Credent
                             e.code().map(str::to_string),
                             e.message().map(str::to_string),
                         ),
-                        None => (None, Some(DisplayErrorContext(&err).to_string())),
+                        None => (None, Some(crate::aws_error::code_and_detail(&err).1)),
                     };
                     return Err(CredentialsError::StsRefused(explain_sts_failure(
                         code.as_deref(),
@@ -179,7 +188,27 @@ pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, Credent
         }
         CredentialSource::DefaultChain => {
             out.info("Authenticating with the default AWS credential chain");
-            Ok(loader(config, &region).load().await)
+            let sdk = loader(config, &region).load().await;
+            // Resolve now, before scanning or listing: with no credentials anywhere, the
+            // first S3 request would fail with a transport error deep in the sync.
+            check_chain(&sdk).await?;
+            Ok(sdk)
+        }
+    }
+}
+
+/// Ask the default chain for credentials once, and say in the pipe's words when there are none.
+async fn check_chain(sdk: &SdkConfig) -> Result<(), CredentialsError> {
+    use aws_credential_types::provider::{ProvideCredentials, error::CredentialsError as Chain};
+    let Some(provider) = sdk.credentials_provider() else {
+        return Err(CredentialsError::NoCredentials);
+    };
+    match provider.provide_credentials().await {
+        Ok(_) => Ok(()),
+        Err(Chain::CredentialsNotLoaded(_)) => Err(CredentialsError::NoCredentials),
+        Err(e) => {
+            tracing::debug!(error = ?e, "credential chain failed");
+            Err(CredentialsError::ChainFailed(crate::network::chain_text(&e)))
         }
     }
 }

@@ -462,3 +462,86 @@ pub fn xml_value(xml: &str, tag: &str) -> Option<String> {
     let end = xml[start..].find(&format!("</{tag}>"))? + start;
     Some(xml[start..end].to_string())
 }
+
+/// A moto server over HTTPS with a certificate for `localhost` / 127.0.0.1 signed by a private
+/// CA made for the test (`openssl`); killed on drop. `ca_pem` is the CA to trust.
+pub struct TlsMoto {
+    child: Child,
+    pub url: String,
+    pub ca_pem: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsMoto {
+    pub fn start() -> TlsMoto {
+        let dir = tempfile::tempdir().expect("tmp");
+        let w = |name: &str| dir.path().join(name).display().to_string();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let (ca_key, ca, key, csr, cert, ext) = (
+            w("ca.key"),
+            w("ca.pem"),
+            w("tls.key"),
+            w("tls.csr"),
+            w("tls.pem"),
+            w("ext.cnf"),
+        );
+        openssl(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=s3-deploy-pipe test CA", "-keyout", &ca_key, "-out", &ca,
+        ]);
+        openssl(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &key,
+            "-out", &csr,
+        ]);
+        std::fs::write(
+            &ext,
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("ext");
+        openssl(&[
+            "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial",
+            "-days", "2", "-extfile", &ext, "-out", &cert,
+        ]);
+        let port = free_port();
+        let mut child = Command::new(venv_bin().join("python"))
+            .arg(project_dir().join("test").join("moto_server.py"))
+            .arg(port.to_string())
+            .args(["--ssl-cert", &cert, "--ssl-key", &key])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto over TLS");
+        // Ready when the port accepts connections.
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(_)) = child.try_wait() {
+                panic!("moto over TLS exited");
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "moto over TLS did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        TlsMoto {
+            child,
+            url: format!("https://localhost:{port}"),
+            ca_pem: PathBuf::from(ca),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
