@@ -426,3 +426,47 @@ fn malformed_timeouts_are_named() {
             .assert_contains(&format!("✖ {var}: \"{value}\" is not a whole number of seconds"));
     }
 }
+
+#[test]
+fn a_bucket_in_another_region_is_followed_with_one_info_line() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    create_bucket(&moto.url(), "elsewhere");
+    put(&moto.url(), "elsewhere", "stale.txt", b"old");
+    let dir = site(&[("index.html", b"<p>hi</p>"), ("a.css", b"a")]);
+    // S3 answers the first request, signed for us-east-1, with a redirect to eu-west-1.
+    proxy.set_rules(vec![
+        Rule::new(
+            Match::any().method("GET").query_contains("list-type=2"),
+            Action::s3_wrong_region("elsewhere", "eu-west-1"),
+        )
+        .times(1),
+    ]);
+    let mut vars = key_vars(&proxy.url());
+    vars.extend([
+        ("S3_BUCKET", "elsewhere".to_string()),
+        ("LOCAL_PATH", dir.path().display().to_string()),
+        ("DELETE_FLAG", "true".to_string()),
+    ]);
+    run_pipe(&as_refs(&vars))
+        .assert_code(0)
+        .assert_contains("INFO: bucket elsewhere is in eu-west-1, not us-east-1: using eu-west-1");
+    assert_eq!(keys(&moto.url(), "elsewhere"), vec!["a.css", "index.html"]);
+    let reqs = proxy.requests();
+    let scope = |r: &support::proxy::Recorded| {
+        r.header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').nth(2))
+            .map(str::to_string)
+    };
+    assert_eq!(scope(&reqs[0]).as_deref(), Some("us-east-1"));
+    for r in &reqs[1..] {
+        assert_eq!(
+            scope(r).as_deref(),
+            Some("eu-west-1"),
+            "every request after the redirect is signed for the bucket's region: {} {}",
+            r.method,
+            r.path
+        );
+    }
+}

@@ -38,6 +38,11 @@ pub enum SyncError {
     /// An S3 call failed; the message names the fix.
     #[error("{0}")]
     Aws(String),
+    /// The bucket is in this other region (S3 said so): the sync retries there.
+    #[error(
+        "the bucket is in region {0}, not in the one configured: set AWS_DEFAULT_REGION to {0}"
+    )]
+    WrongRegion(String),
     /// Stopped by a signal before anything was written.
     #[error("interrupted before anything was written")]
     Interrupted,
@@ -78,6 +83,9 @@ where
         ("NoSuchBucket", _) => {
             format!("bucket {bucket:?} does not exist ({detail}): create it, or fix S3_BUCKET")
         }
+        ("PermanentRedirect" | "AuthorizationHeaderMalformed", _) => format!(
+            "bucket {bucket:?} is in another region than the one configured ({detail}): set AWS_DEFAULT_REGION to the bucket's region"
+        ),
         ("AccessDenied", "list") => format!(
             "access denied listing the bucket ({detail}): allow s3:ListBucket on arn:aws:s3:::{bucket} for this role or user"
         ),
@@ -272,7 +280,24 @@ pub async fn run(
     let stop_hashing = Arc::new(AtomicBool::new(false));
     let stop = stop_hashing.clone();
     let prep = tokio::task::spawn_blocking(move || prepare(files, &compressions, checksum, &stop));
-    let remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await;
+    let mut remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await;
+    let mut client = client;
+    if let Err(SyncError::WrongRegion(region)) = &remote {
+        // A bucket in another region: S3 named it. Users migrating from the Atlassian pipe may
+        // have an AWS_DEFAULT_REGION that worked there. Only S3 moves; STS and CloudFront are
+        // regional or global services that do not care where the bucket is.
+        let configured = sdk.region().map_or_else(|| "(none)".to_string(), |r| r.to_string());
+        out.info(format!(
+            "bucket {} is in {region}, not {configured}: using {region}",
+            cfg.bucket
+        ));
+        let there = sdk
+            .to_builder()
+            .region(aws_config::Region::new(region.clone()))
+            .build();
+        client = request_extras::wrap(s3_client(&there, cfg.force_path_style), &cfg.request_extras);
+        remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await;
+    }
     stop_hashing.store(true, Ordering::Relaxed);
     let remote = remote?;
     let (files, mut digests) = prep

@@ -33,7 +33,10 @@ pub async fn list(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| SyncError::from_sdk("list", bucket, None, e))?;
+        let page = page.map_err(|e| match bucket_region(&e) {
+            Some(region) => SyncError::WrongRegion(region),
+            None => SyncError::from_sdk("list", bucket, None, e),
+        })?;
         for o in page.contents() {
             let Some(key) = o.key() else { continue };
             let Some(rel) = key.strip_prefix(prefix) else {
@@ -52,4 +55,25 @@ pub async fn list(
     }
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
+}
+
+/// The bucket's real region, when S3 refused the request because it was sent to (or signed
+/// for) another one: a `301 PermanentRedirect`, a `400 AuthorizationHeaderMalformed` or an
+/// `IllegalLocationConstraintException`, each naming the region in `x-amz-bucket-region`
+/// (aws-cli follows the same answers).
+pub(crate) fn bucket_region<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Option<String>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    let raw = err.raw_response()?;
+    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
+    let redirect = raw.status().as_u16() == 301
+        || matches!(
+            code,
+            "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException"
+        );
+    let region = raw.headers().get("x-amz-bucket-region")?;
+    (redirect && !region.is_empty()).then(|| region.to_string())
 }

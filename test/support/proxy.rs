@@ -425,6 +425,12 @@ pub enum Action {
     Drop,
     /// Forward, but wait this long before answering.
     Delay(Duration),
+    /// Answer without forwarding, with these extra headers.
+    RespondWith {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
     /// Read the request and never answer: the connection stays open and silent, as with a
     /// black-holed connection or a NAT that dropped its state. The pipe must give up and retry.
     Stall,
@@ -445,6 +451,23 @@ impl Action {
                  <RequestId>PROXYFAULT0000001</RequestId><HostId>proxy-fault-injection</HostId></Error>",
                 xml_escape(code),
                 xml_escape(message)
+            ),
+        }
+    }
+
+    /// S3's answer for a bucket in another region: `301 PermanentRedirect` naming the bucket's
+    /// region in `x-amz-bucket-region`, as S3 sends it to a request signed for the wrong region.
+    pub fn s3_wrong_region(bucket: &str, region: &str) -> Action {
+        Action::RespondWith {
+            status: 301,
+            headers: vec![
+                ("content-type".into(), "application/xml".into()),
+                ("x-amz-bucket-region".into(), region.to_string()),
+            ],
+            body: format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Endpoint>{b}.s3.{r}.amazonaws.com</Endpoint><Bucket>{b}</Bucket><RequestId>PROXYFAULT0000002</RequestId><HostId>proxy-fault-injection</HostId></Error>",
+                b = xml_escape(bucket),
+                r = xml_escape(region)
             ),
         }
     }
@@ -737,6 +760,21 @@ async fn handle(
                 .header("x-amz-request-id", format!("PROXYFAULT{seq:07}"))
                 .body(full(Bytes::from(body)))?;
             return Ok(resp);
+        }
+        Some(Action::RespondWith {
+            status,
+            headers,
+            body,
+        }) => {
+            rec.status = status;
+            ctx.shared.record(seq, rec);
+            let mut resp = Response::builder()
+                .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+                .header("x-amz-request-id", format!("PROXYFAULT{seq:07}"));
+            for (k, v) in headers {
+                resp = resp.header(k, v);
+            }
+            return Ok(resp.body(full(Bytes::from(body)))?);
         }
         Some(Action::Drop) => {
             rec.status = 0;
