@@ -346,7 +346,10 @@ fn chain<'a>(
 }
 
 fn next_cause<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
-    match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::get_ref)
+    {
         Some(inner) => Some(inner as &(dyn StdError + 'static)),
         None => e.source(),
     }
@@ -358,7 +361,10 @@ fn rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Err
 }
 
 fn is_certificate_error(err: &(dyn StdError + 'static)) -> bool {
-    matches!(rustls_error(err), Some(rustls::Error::InvalidCertificate(_)))
+    matches!(
+        rustls_error(err),
+        Some(rustls::Error::InvalidCertificate(_))
+    )
 }
 
 /// The error and its causes on one line, `a: b: c`, without repeats and without any `Debug`
@@ -383,8 +389,10 @@ pub fn explain_dispatch_failure(err: &(dyn StdError + 'static)) -> Option<String
         .map_or("the AWS endpoint", |a| a.endpoint.as_str());
     let text: Vec<String> = chain(err).map(|e| e.to_string()).collect();
     let has = |needle: &str| {
-        text.iter()
-            .any(|t| t.to_ascii_lowercase().contains(&needle.to_ascii_lowercase()))
+        text.iter().any(|t| {
+            t.to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase())
+        })
     };
     if chain(err).any(|e| e.downcast_ref::<Stalled>().is_some()) {
         let secs = chain(err)
@@ -395,7 +403,9 @@ pub fn explain_dispatch_failure(err: &(dyn StdError + 'static)) -> Option<String
         ));
     }
     if is_certificate_error(err) {
-        let detail = rustls_error(err).map(ToString::to_string).unwrap_or_default();
+        let detail = rustls_error(err)
+            .map(ToString::to_string)
+            .unwrap_or_default();
         return Some(format!(
             "TLS: the certificate of {endpoint} is not trusted ({detail}): if it is signed by your own CA, set SSL_CERT_FILE or EXTRA_ARGS --ca-bundle to a PEM file of that CA; otherwise check AWS_ENDPOINT_URL"
         ));
@@ -451,8 +461,15 @@ mod tests {
             std::io::ErrorKind::ConnectionRefused,
             "tcp connect error: Connection refused (os error 111)",
         );
-        let text = explain_dispatch_failure(&at_endpoint(ConnectorError::io(Box::new(refused)), "http://127.0.0.1:9")).expect("explained");
-        assert!(text.starts_with("connection refused by http://127.0.0.1:9"), "{text}");
+        let text = explain_dispatch_failure(&at_endpoint(
+            ConnectorError::io(Box::new(refused)),
+            "http://127.0.0.1:9",
+        ))
+        .expect("explained");
+        assert!(
+            text.starts_with("connection refused by http://127.0.0.1:9"),
+            "{text}"
+        );
         let dns = io(
             std::io::ErrorKind::Other,
             "dns error: failed to lookup address information",
@@ -468,10 +485,7 @@ mod tests {
                 .expect("explained")
                 .contains("no data for 2 s")
         );
-        let tls = io(
-            std::io::ErrorKind::InvalidData,
-            "unused",
-        );
+        let tls = io(std::io::ErrorKind::InvalidData, "unused");
         assert_eq!(explain_dispatch_failure(&tls), None);
         // As hyper-rustls reports it: two io::Errors around the rustls error.
         let cert = ConnectorError::io(Box::new(std::io::Error::other(std::io::Error::new(
@@ -483,7 +497,10 @@ mod tests {
         assert!(!fast.is_io() && !fast.is_timeout() && fast.as_other().is_none());
         let kept = at_endpoint(ConnectorError::timeout(Box::new(Stalled(1))), "http://h:1");
         assert!(kept.is_timeout(), "the kind survives the endpoint context");
-        assert_eq!(endpoint_of("https://b.s3.eu-west-1.amazonaws.com/k?x=1"), "https://b.s3.eu-west-1.amazonaws.com");
+        assert_eq!(
+            endpoint_of("https://b.s3.eu-west-1.amazonaws.com/k?x=1"),
+            "https://b.s3.eu-west-1.amazonaws.com"
+        );
         assert!(
             explain_dispatch_failure(&at_endpoint(fast, "https://s3.example"))
                 .expect("explained")

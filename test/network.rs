@@ -51,7 +51,7 @@ fn assert_no_debug_dump(run: &Run) {
 
 #[test]
 fn a_deploy_with_three_percent_of_requests_never_answered_ends_with_the_bucket_equal_to_the_source()
- {
+{
     let moto = Moto::start();
     let proxy = Proxy::start(&moto.url());
     create_bucket(&moto.url(), "stall");
@@ -144,15 +144,26 @@ fn a_deploy_with_three_percent_of_requests_never_answered_ends_with_the_bucket_e
     );
     assert!(fired[8] > 0, "random stalls were injected: {fired:?}");
     let reqs = proxy.requests();
-    let count = |f: &dyn Fn(&support::proxy::Recorded) -> bool| reqs.iter().filter(|r| f(r)).count();
+    let count =
+        |f: &dyn Fn(&support::proxy::Recorded) -> bool| reqs.iter().filter(|r| f(r)).count();
     assert!(count(&|r| r.is_sts()) >= 2, "STS retried");
-    assert!(count(&|r| r.is_complete_multipart_upload()) >= 2, "Complete retried");
-    assert!(count(&|r| r.is_delete_objects()) >= 2, "DeleteObjects retried");
     assert!(
-        reqs.iter().any(|r| r.is_head_object() && r.path.ends_with("/big.bin")),
+        count(&|r| r.is_complete_multipart_upload()) >= 2,
+        "Complete retried"
+    );
+    assert!(
+        count(&|r| r.is_delete_objects()) >= 2,
+        "DeleteObjects retried"
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.is_head_object() && r.path.ends_with("/big.bin")),
         "the NoSuchUpload answer was checked against the object"
     );
-    assert!(count(&|r| r.is_create_invalidation()) >= 2, "CloudFront retried");
+    assert!(
+        count(&|r| r.is_create_invalidation()) >= 2,
+        "CloudFront retried"
+    );
 
     let listed = list(&moto.url(), "stall");
     let by_key: std::collections::BTreeMap<_, _> =
@@ -264,15 +275,24 @@ fn everything_hangs() -> (Moto, Proxy, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tmp");
     write_files(
         dir.path(),
-        &[("big.bin", deterministic_bytes(9 * 1024 * 1024, 2).as_slice())],
+        &[(
+            "big.bin",
+            deterministic_bytes(9 * 1024 * 1024, 2).as_slice(),
+        )],
     );
     for i in 0..50 {
-        write_files(dir.path(), &[(format!("f{i}.txt").as_str(), b"x".as_slice())]);
+        write_files(
+            dir.path(),
+            &[(format!("f{i}.txt").as_str(), b"x".as_slice())],
+        );
     }
     proxy.set_rules(vec![
         Rule::new(Match::any().method("PUT"), Action::Stall),
         Rule::new(Match::any().method("DELETE"), Action::Stall),
-        Rule::new(Match::any().method("POST").query_contains("delete"), Action::Stall),
+        Rule::new(
+            Match::any().method("POST").query_contains("delete"),
+            Action::Stall,
+        ),
     ]);
     (moto, proxy, dir)
 }
@@ -308,8 +328,13 @@ fn sigterm_while_every_write_hangs_exits_1_and_names_the_upload_left_open() {
         .find(|r| r.is_create_multipart_upload())
         .expect("create");
     assert_eq!(create.s3_key().as_deref(), Some("big.bin"));
-    let open = block_on(s3(&moto.url()).list_multipart_uploads().bucket("hang").send())
-        .expect("list uploads");
+    let open = block_on(
+        s3(&moto.url())
+            .list_multipart_uploads()
+            .bucket("hang")
+            .send(),
+    )
+    .expect("list uploads");
     let id = open.uploads()[0].upload_id().expect("id").to_string();
     run.assert_contains(&format!("multipart upload {id} of s3://hang/big.bin"));
     assert!(keys(&moto.url(), "hang").contains(&"stale.js".to_string()));
@@ -332,7 +357,11 @@ fn a_second_signal_exits_at_once() {
         .assert_contains("SIGINT received: stopping")
         .assert_contains("second SIGINT received: exiting at once");
     assert_eq!(
-        proxy.requests().iter().filter(|r| r.is_delete_objects()).count(),
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.is_delete_objects())
+            .count(),
         0
     );
 }
@@ -393,7 +422,10 @@ fn an_unknown_ca_fails_at_once_and_names_ssl_cert_file() {
     let dir = site(&[("a.txt", b"a")]);
     let run = run_pipe(&as_refs(&site_vars(&dir, &tls.url)));
     run.assert_code(1)
-        .assert_contains(&format!("✖ TLS: the certificate of {} is not trusted", tls.url))
+        .assert_contains(&format!(
+            "✖ TLS: the certificate of {} is not trusted",
+            tls.url
+        ))
         .assert_contains("set SSL_CERT_FILE or EXTRA_ARGS --ca-bundle");
     assert_no_debug_dump(&run);
     // With the CA trusted through SSL_CERT_FILE, the same run gets past TLS (the bucket does
@@ -423,7 +455,9 @@ fn malformed_timeouts_are_named() {
         vars.push((var, value.to_string()));
         run_pipe(&as_refs(&vars))
             .assert_code(2)
-            .assert_contains(&format!("✖ {var}: \"{value}\" is not a whole number of seconds"));
+            .assert_contains(&format!(
+                "✖ {var}: \"{value}\" is not a whole number of seconds"
+            ));
     }
 }
 

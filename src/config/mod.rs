@@ -464,7 +464,11 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].variable, "SSL_CERT_FILE");
-        assert!(problems[0].message.contains("/no/such/ca.pem is not a readable file"));
+        assert!(
+            problems[0]
+                .message
+                .contains("/no/such/ca.pem is not a readable file")
+        );
     }
 
     #[test]

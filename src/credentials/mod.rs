@@ -59,15 +59,16 @@ fn loader(config: &Config, region: &Region) -> aws_config::ConfigLoader {
     // the SDK's, with the stall guard and `--ca-bundle`'s trust store (`network`).
     let timeouts = crate::network::Timeouts::new(config.read_timeout, config.connect_timeout);
     // An unreadable bundle was refused when the configuration was resolved.
-    let ca_pem = config.ca_bundle.as_ref().and_then(|p| std::fs::read(p).ok());
+    let ca_pem = config
+        .ca_bundle
+        .as_ref()
+        .and_then(|p| std::fs::read(p).ok());
     loader
         .http_client(crate::network::http_client(timeouts, ca_pem))
         .timeout_config(timeouts.sdk_config())
         // The guard measures progress on every call; the SDK's minimum-throughput check would
         // only add a second, differently configured clock on some uploads.
-        .stalled_stream_protection(
-            aws_sdk_s3::config::StalledStreamProtectionConfig::disabled(),
-        )
+        .stalled_stream_protection(aws_sdk_s3::config::StalledStreamProtectionConfig::disabled())
 }
 
 /// Resolve the region and credentials into the SDK configuration every client is built from.
@@ -208,7 +209,9 @@ async fn check_chain(sdk: &SdkConfig) -> Result<(), CredentialsError> {
         Err(Chain::CredentialsNotLoaded(_)) => Err(CredentialsError::NoCredentials),
         Err(e) => {
             tracing::debug!(error = ?e, "credential chain failed");
-            Err(CredentialsError::ChainFailed(crate::network::chain_text(&e)))
+            Err(CredentialsError::ChainFailed(crate::network::chain_text(
+                &e,
+            )))
         }
     }
 }

@@ -578,7 +578,8 @@ async fn upload_multipart(
                 // exists: S3 documents NoSuchUpload for "aborted or completed". The object
                 // then carries the multipart ETag of exactly these parts: check it.
                 Err(e)
-                    if aws_sdk_s3::error::ProvideErrorMetadata::code(&e) == Some("NoSuchUpload")
+                    if aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
+                        == Some("NoSuchUpload")
                         && completed_already(t, &key, expected.as_deref()).await =>
                 {
                     tracing::debug!(key, "CompleteMultipartUpload retried after it succeeded");
@@ -623,7 +624,14 @@ async fn completed_already(t: &Target, key: &str, expected: Option<&str>) -> boo
     let Some(expected) = expected else {
         return false;
     };
-    match t.client.head_object().bucket(&t.bucket).key(key).send().await {
+    match t
+        .client
+        .head_object()
+        .bucket(&t.bucket)
+        .key(key)
+        .send()
+        .await
+    {
         Ok(h) => h.e_tag().map(|e| e.trim_matches('"')) == Some(expected),
         Err(_) => false,
     }
@@ -848,7 +856,10 @@ mod tests {
             format!("{}-2", hex::encode(md5::Md5::digest(&both)))
         };
         assert_eq!(multipart_etag(&parts).as_deref(), Some(want.as_str()));
-        let kms = CompletedPart::builder().part_number(1).e_tag("\"not-md5\"").build();
+        let kms = CompletedPart::builder()
+            .part_number(1)
+            .e_tag("\"not-md5\"")
+            .build();
         assert_eq!(multipart_etag(&[kms]), None);
     }
 

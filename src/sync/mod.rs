@@ -286,7 +286,9 @@ pub async fn run(
         // A bucket in another region: S3 named it. Users migrating from the Atlassian pipe may
         // have an AWS_DEFAULT_REGION that worked there. Only S3 moves; STS and CloudFront are
         // regional or global services that do not care where the bucket is.
-        let configured = sdk.region().map_or_else(|| "(none)".to_string(), |r| r.to_string());
+        let configured = sdk
+            .region()
+            .map_or_else(|| "(none)".to_string(), |r| r.to_string());
         out.info(format!(
             "bucket {} is in {region}, not {configured}: using {region}",
             cfg.bucket

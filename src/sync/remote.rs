@@ -72,7 +72,9 @@ where
     let redirect = raw.status().as_u16() == 301
         || matches!(
             code,
-            "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException"
+            "PermanentRedirect"
+                | "AuthorizationHeaderMalformed"
+                | "IllegalLocationConstraintException"
         );
     let region = raw.headers().get("x-amz-bucket-region")?;
     (redirect && !region.is_empty()).then(|| region.to_string())

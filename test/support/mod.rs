@@ -496,12 +496,31 @@ impl TlsMoto {
             w("ext.cnf"),
         );
         openssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            "/CN=s3-deploy-pipe test CA", "-keyout", &ca_key, "-out", &ca,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=s3-deploy-pipe test CA",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
         ]);
         openssl(&[
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &key,
-            "-out", &csr,
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
         ]);
         std::fs::write(
             &ext,
@@ -509,8 +528,21 @@ impl TlsMoto {
         )
         .expect("ext");
         openssl(&[
-            "x509", "-req", "-in", &csr, "-CA", &ca, "-CAkey", &ca_key, "-CAcreateserial",
-            "-days", "2", "-extfile", &ext, "-out", &cert,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
         ]);
         let port = free_port();
         let mut child = Command::new(venv_bin().join("python"))
@@ -527,7 +559,10 @@ impl TlsMoto {
             if let Ok(Some(_)) = child.try_wait() {
                 panic!("moto over TLS exited");
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "moto over TLS did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "moto over TLS did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         TlsMoto {
