@@ -191,12 +191,14 @@ impl HttpConnector for GuardedConnector {
                 progress: p.clone(),
             })
         });
-        // Connecting is the connect timeout's business: the first idle period starts after it.
-        let grace = self.timeouts.connect.unwrap_or(Duration::ZERO);
+        // The first period also covers connecting (the connect timeout's own business): it is
+        // the longer of the two, so that a stall on a reused connection is still detected
+        // within READ_TIMEOUT with the defaults, and a long CONNECT_TIMEOUT is not cut short.
+        let first = idle.max(self.timeouts.connect.unwrap_or(Duration::ZERO));
         let fut = self.inner.call(request);
         HttpConnectorFuture::new(async move {
             let watchdog = async {
-                let mut deadline = progress.last() + idle + grace;
+                let mut deadline = progress.last() + first;
                 loop {
                     tokio::time::sleep_until(deadline.into()).await;
                     let next = progress.last() + idle;

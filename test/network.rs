@@ -504,3 +504,68 @@ fn a_bucket_in_another_region_is_followed_with_one_info_line() {
         );
     }
 }
+
+#[test]
+fn a_stalled_copy_object_is_retried_when_headers_are_re_applied() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    create_bucket(&moto.url(), "rehead");
+    let dir = site(&[("a.css", b"a"), ("b.css", b"b")]);
+    let mut vars = key_vars(&proxy.url());
+    vars.extend([
+        ("S3_BUCKET", "rehead".to_string()),
+        ("LOCAL_PATH", dir.path().display().to_string()),
+        ("SYNC_COMPARE", "checksum".to_string()),
+    ]);
+    vars.extend(TIMEOUTS.map(|(k, v)| (k, v.to_string())));
+    run_pipe(&as_refs(&vars)).assert_code(0);
+    // New header settings: the unchanged objects are copied onto themselves; the first copy
+    // of a.css is never answered.
+    proxy.clear_requests();
+    proxy.set_rules(vec![
+        Rule::new(
+            Match::any().method("PUT").path_contains("/a.css"),
+            Action::Stall,
+        )
+        .times(1),
+    ]);
+    vars.push(("CACHE_CONTROL", "max-age=60".to_string()));
+    run_pipe(&as_refs(&vars))
+        .assert_code(0)
+        .assert_contains("2 headers re-applied");
+    assert_eq!(proxy.fired(), vec![1]);
+    let copies = proxy.requests_where(|r| r.is_copy_object() && r.path.ends_with("/a.css"));
+    assert!(copies.len() >= 2, "the stalled CopyObject was retried");
+    assert_eq!(
+        headers_of(&moto.url(), "rehead", "a.css")
+            .get("cache-control")
+            .map(String::as_str),
+        Some("max-age=60")
+    );
+}
+
+#[test]
+fn a_clock_off_by_more_than_fifteen_minutes_is_named() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    create_bucket(&moto.url(), "skew");
+    let dir = site(&[("a.txt", b"a")]);
+    proxy.set_rules(vec![Rule::new(
+        Match::any(),
+        Action::s3_error(
+            403,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+        ),
+    )]);
+    let mut vars = key_vars(&proxy.url());
+    vars.extend([
+        ("S3_BUCKET", "skew".to_string()),
+        ("LOCAL_PATH", dir.path().display().to_string()),
+    ]);
+    let run = run_pipe(&as_refs(&vars));
+    run.assert_code(1)
+        .assert_contains("RequestTimeTooSkewed: the runner's clock differs from AWS's")
+        .assert_contains("NTP");
+    assert_no_debug_dump(&run);
+}

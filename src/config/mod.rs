@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn timeouts_from_variables_and_flags() {
-        let base = [("S3_BUCKET", "b"), ("LOCAL_PATH", ".")];
+        let base = [("S3_BUCKET", "bkt"), ("LOCAL_PATH", ".")];
         let with = |extra: &[(&str, &str)]| {
             let mut v = base.to_vec();
             v.extend_from_slice(extra);
