@@ -98,8 +98,11 @@ pub async fn run(env: Env) -> u8 {
     if let Some(sync_cfg) = &config.sync {
         match sync::run(&sdk, sync_cfg, config.dry_run, &out, &cancel).await {
             Ok(outcome) => {
-                failed |= !outcome.failures.is_empty();
-                report_sync(&out, &outcome);
+                // Skipped files fail the step, but only once everything else is done (the
+                // invalidation below still runs), as aws-cli's exit code 2 does.
+                let skipped_fail = !outcome.skipped.is_empty() && !sync_cfg.allow_skipped_files;
+                failed |= !outcome.failures.is_empty() || skipped_fail;
+                report_sync(&out, &outcome, skipped_fail);
                 sync_outcome = Some(outcome);
             }
             Err(e) => {
@@ -184,8 +187,9 @@ fn local_run_id() -> String {
     format!("local-{ms}")
 }
 
-/// The sync's closing line: ✔ with the counts, or ✖ naming what failed.
-fn report_sync(out: &Output, o: &sync::SyncOutcome) {
+/// The sync's closing line: ✔ with the counts, or ✖ naming what failed (and, when
+/// `skipped_fail`, the files that could not be deployed).
+fn report_sync(out: &Output, o: &sync::SyncOutcome, skipped_fail: bool) {
     let mb = o.bytes as f64 / 1_000_000.0;
     let rate = if o.seconds > 0.0 { mb / o.seconds } else { 0.0 };
     let counts = format!(
@@ -227,9 +231,40 @@ fn report_sync(out: &Output, o: &sync::SyncOutcome) {
                 o.deletes_held_back
             ));
         }
-    } else if o.dry_run {
-        out.success(format!("Dry run of {target}: would have {counts}"));
+    }
+    if skipped_fail {
+        let names: Vec<&str> = o.skipped.iter().take(5).map(|s| s.path.as_str()).collect();
+        let more = if o.skipped.len() > 5 { ", …" } else { "" };
+        out.fail(format!(
+            "{} {} file(s) or folder(s) in LOCAL_PATH that could not be deployed ({}{more}; see the warnings above): make them readable regular files, leave them out with EXTRA_ARGS --exclude, or set ALLOW_SKIPPED_FILES=true to deploy without them; {counts}",
+            if o.dry_run {
+                format!("Dry run of {target} would skip")
+            } else {
+                format!("Sync to {target} skipped")
+            },
+            o.skipped.len(),
+            names.join(", ")
+        ));
+    } else if o.failures.is_empty() {
+        if o.dry_run {
+            out.success(format!(
+                "Dry run of {target}: would have {counts}{}",
+                skipped_note(o)
+            ));
+        } else {
+            out.success(format!("Synced to {target}: {counts}{}", skipped_note(o)));
+        }
+    }
+}
+
+/// `; 2 file(s) skipped (ALLOW_SKIPPED_FILES)` when skipped files were allowed.
+fn skipped_note(o: &sync::SyncOutcome) -> String {
+    if o.skipped.is_empty() {
+        String::new()
     } else {
-        out.success(format!("Synced to {target}: {counts}"));
+        format!(
+            "; {} file(s) skipped (ALLOW_SKIPPED_FILES)",
+            o.skipped.len()
+        )
     }
 }

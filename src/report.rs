@@ -40,6 +40,8 @@ pub struct SyncReport<'a> {
     pub reheadered: &'a [String],
     pub deleted: &'a [String],
     pub failed: Vec<Failed<'a>>,
+    /// Local files and folders that could not be deployed (relative to LOCAL_PATH).
+    pub skipped: &'a [crate::sync::local::SkippedFile],
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +88,7 @@ impl<'a> SyncReport<'a> {
                     error: e,
                 })
                 .collect(),
+            skipped: &o.skipped,
         }
     }
 }

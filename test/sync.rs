@@ -768,10 +768,55 @@ fn an_empty_local_path_with_deletes_is_refused() {
     let empty = tempfile::tempdir().expect("tmp");
 
     let run = stage.sync(empty.path(), &[("DELETE_FLAG", "true")]);
-    run.assert_code(1)
-        .assert_contains("LOCAL_PATH has no files to upload and deletes are on");
+    run.assert_code(1).assert_contains(
+        "LOCAL_PATH has no files to upload (after the filters) and deletes are on: this would delete all 2 objects under the target",
+    );
     assert_eq!(stage.writes(), Vec::<String>::new());
     assert_eq!(stage.keys(), strings(&["a.css", "index.html"]));
+
+    // With filters, the message counts what the filters would let it delete.
+    let run = stage.sync(
+        empty.path(),
+        &[("DELETE_FLAG", "true"), ("EXTRA_ARGS", "--exclude '*.html'")],
+    );
+    run.assert_code(1)
+        .assert_contains("this would delete 1 of the 2 objects under the target");
+    assert_eq!(stage.writes(), Vec::<String>::new());
+}
+
+/// Filters that leave no local file delete nothing (excluded keys are never deleted), so the
+/// empty-source guard has nothing to guard: the run succeeds, as `aws s3 sync` does (issue 16).
+#[test]
+fn filters_that_exclude_every_file_delete_nothing_and_succeed_as_aws_cli() {
+    let stage = Stage::new("bucket");
+    create_bucket(&stage.s3(), "aws-cli");
+    let dir = site(&[("index.html", b"<p>new</p>"), ("a.css", b"a{}")]);
+    for bucket in ["bucket", "aws-cli"] {
+        put(&stage.s3(), bucket, "index.html", b"<p>live site</p>");
+        put(&stage.s3(), bucket, "old.js", b"old()");
+    }
+    for filters in ["--exclude '*'", "--exclude '*' --include 'nothing/*'"] {
+        let run = stage.sync(
+            dir.path(),
+            &[("DELETE_FLAG", "true"), ("EXTRA_ARGS", filters)],
+        );
+        run.assert_code(0)
+            .assert_contains("0 uploaded, 0 headers re-applied, 0 unchanged, 0 deleted");
+        assert_eq!(stage.writes(), Vec::<String>::new(), "{filters}");
+        assert_eq!(stage.keys(), strings(&["index.html", "old.js"]));
+    }
+    // aws-cli: the same flags succeed and leave the bucket as it was.
+    aws_cli_sync(
+        &stage.s3(),
+        dir.path(),
+        "s3://aws-cli/",
+        &["--delete", "--exclude", "*"],
+    );
+    assert_eq!(
+        keys(&stage.s3(), "aws-cli"),
+        strings(&["index.html", "old.js"])
+    );
+    assert_eq!(get(&stage.s3(), "aws-cli", "index.html"), b"<p>live site</p>");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -929,11 +974,96 @@ fn an_unreadable_file_is_warned_about_and_the_rest_is_deployed() {
         run.assert_code(0);
         assert_eq!(stage.keys(), strings(&["index.html", "locked.txt"]));
     } else {
-        run.assert_code(0)
+        run.assert_code(1)
             .assert_contains("locked.txt: file is not readable");
         assert_eq!(stage.keys(), strings(&["index.html"]));
     }
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+}
+
+/// A folder the pipe cannot read is skipped, and no key below it is deleted (issue 16: it was
+/// recorded as `locked`, without its `/`, and `locked/b.txt` was deleted). Skipped files fail
+/// the step after everything else is done, unless ALLOW_SKIPPED_FILES=true. CI runs as root,
+/// where nothing is unreadable: the pipe runs as `nobody` here.
+#[cfg(unix)]
+#[test]
+fn keys_under_an_unreadable_folder_are_kept_and_skipped_files_fail_the_step() {
+    use std::os::unix::fs::PermissionsExt;
+    let how = match unprivileged() {
+        Ok(how) => how,
+        Err(why) => {
+            eprintln!("SKIPPED keys_under_an_unreadable_folder…: {why}");
+            return;
+        }
+    };
+    let stage = Stage::new("bucket");
+    for k in ["locked/b.txt", "locked/deep/c.txt", "secret.txt", "gone.js"] {
+        stage.put(k, b"deployed earlier");
+    }
+    let dir = site(&[
+        ("index.html", b"<p>"),
+        ("locked/b.txt", b"b"),
+        ("locked/deep/c.txt", b"c"),
+        ("secret.txt", b"s"),
+    ]);
+    let locked = dir.path().join("locked");
+    let secret = dir.path().join("secret.txt");
+    let reports = tempfile::tempdir().expect("tmp");
+    std::fs::set_permissions(reports.path(), std::fs::Permissions::from_mode(0o777))
+        .expect("chmod");
+    let report = reports.path().join("report.json");
+    let run = |extra: &[(&str, &str)]| {
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        stage.proxy.clear_requests();
+        let mut vars = key_vars(&stage.proxy.url());
+        vars.push(("S3_BUCKET", stage.bucket.clone()));
+        vars.push(("LOCAL_PATH", dir.path().display().to_string()));
+        vars.push(("DELETE_FLAG", "true".to_string()));
+        vars.push(("REPORT_FILE", report.display().to_string()));
+        let mut all = as_refs(&vars);
+        all.extend_from_slice(extra);
+        let out = run_pipe_unprivileged(&how, &all, dir.path());
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        out
+    };
+
+    let out = run(&[]);
+    out.assert_code(1)
+        .assert_contains("locked: folder is not readable")
+        .assert_contains("secret.txt: file is not readable")
+        .assert_contains(
+            "skipped 2 file(s) or folder(s) in LOCAL_PATH that could not be deployed (locked/, secret.txt;",
+        )
+        .assert_contains("ALLOW_SKIPPED_FILES=true");
+    assert_eq!(
+        stage.keys(),
+        strings(&["index.html", "locked/b.txt", "locked/deep/c.txt", "secret.txt"]),
+        "everything else was done (upload, delete of gone.js); nothing below locked/ was deleted"
+    );
+    assert_eq!(stage.get("locked/b.txt"), b"deployed earlier");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("json");
+    assert_eq!(json["exit_code"], 1);
+    assert_eq!(
+        json["sync"]["skipped"],
+        serde_json::json!([
+            {"path": "locked/", "reason": "folder is not readable (Permission denied (os error 13))"},
+            {"path": "secret.txt", "reason": "file is not readable (Permission denied (os error 13))"},
+        ])
+    );
+
+    // The old behaviour, for trees known to hold such files.
+    let out = run(&[("ALLOW_SKIPPED_FILES", "true")]);
+    out.assert_code(0)
+        .assert_contains("locked: folder is not readable")
+        .assert_contains("2 file(s) skipped (ALLOW_SKIPPED_FILES)");
+    assert_eq!(stage.writes(), Vec::<String>::new());
+    assert_eq!(
+        stage.keys(),
+        strings(&["index.html", "locked/b.txt", "locked/deep/c.txt", "secret.txt"])
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

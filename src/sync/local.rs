@@ -36,8 +36,51 @@ pub struct Scan {
     pub files: Vec<LocalFile>,
     pub warnings: Vec<String>,
     /// Relative paths of files that exist but were skipped, and of skipped folders (ending in
-    /// `/`): their remote keys must never be deleted.
+    /// `/`; `""` for LOCAL_PATH itself): their remote keys, and every key below them, must
+    /// never be deleted.
     pub skipped: Vec<String>,
+    /// What could not be deployed (unreadable files and folders, special files, broken links,
+    /// loops, names that cannot be keys): these fail the step unless `ALLOW_SKIPPED_FILES`.
+    /// Links that leave LOCAL_PATH are not here: skipping them is the configured policy.
+    pub skipped_files: Vec<SkippedFile>,
+}
+
+/// A file or folder that could not be deployed, for the `✖` line and the report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedFile {
+    /// Relative to LOCAL_PATH, `/` separated; folders end in `/`; LOCAL_PATH itself is `./`.
+    pub path: String,
+    pub reason: String,
+}
+
+impl Scan {
+    /// Record a skipped file or folder: warn, protect its keys, and list it.
+    fn skip(&mut self, root: &Path, path: &Path, reason: String) {
+        self.warnings
+            .push(format!("Skipping {}: {reason}", path.display()));
+        let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
+        let shown = match rel_key(root, path) {
+            Some(rel) => {
+                let rel = if is_dir && !rel.is_empty() {
+                    format!("{rel}/")
+                } else {
+                    rel
+                };
+                self.skipped.push(rel.clone());
+                if rel.is_empty() { "./".to_string() } else { rel }
+            }
+            // Not UTF-8: no key can name it, so none can be protected.
+            None => path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .into_owned(),
+        };
+        self.skipped_files.push(SkippedFile {
+            path: shown,
+            reason,
+        });
+    }
 }
 
 /// Walk `root`. `root` must be a directory (config checked it).
@@ -60,14 +103,18 @@ pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
                     "symlink loop".to_string()
                 } else if err.io_error().map(|e| e.kind()) == Some(std::io::ErrorKind::NotFound) {
                     "broken symlink".to_string()
+                } else if let Some(e) = err.io_error() {
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        format!("folder is not readable ({e})")
+                    } else {
+                        e.to_string()
+                    }
                 } else {
-                    err.io_error()
-                        .map(|e| e.to_string())
-                        .unwrap_or_else(|| err.to_string())
+                    err.to_string()
                 };
-                out.warnings.push(format!("Skipping {path}: {why}"));
-                if let Some(rel) = err.path().and_then(|p| rel_key(root, p)) {
-                    out.skipped.push(rel);
+                match err.path() {
+                    Some(p) => out.skip(root, p, why),
+                    None => out.warnings.push(format!("Skipping {path}: {why}")),
                 }
                 continue;
             }
@@ -105,18 +152,19 @@ pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
             continue;
         }
         if !ft.is_file() {
-            out.warnings.push(format!(
-                "Skipping {}: not a regular file (socket, fifo or device)",
-                path.display()
-            ));
-            out.skipped.extend(rel_key(root, path));
+            out.skip(
+                root,
+                path,
+                "not a regular file (socket, fifo or device)".to_string(),
+            );
             continue;
         }
         let Some(rel) = rel_key(root, path) else {
-            out.warnings.push(format!(
-                "Skipping {}: the name is not valid UTF-8, so it cannot be an S3 key",
-                path.display()
-            ));
+            out.skip(
+                root,
+                path,
+                "the name is not valid UTF-8, so it cannot be an S3 key".to_string(),
+            );
             continue;
         };
         if !filters.is_included(&rel) {
@@ -125,17 +173,12 @@ pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
         let meta = match entry.metadata() {
             Ok(m) => m,
             Err(e) => {
-                out.warnings
-                    .push(format!("Skipping {}: {e}", path.display()));
+                out.skip(root, path, e.to_string());
                 continue;
             }
         };
         if let Err(e) = std::fs::File::open(path) {
-            out.warnings.push(format!(
-                "Skipping {}: file is not readable ({e})",
-                path.display()
-            ));
-            out.skipped.push(rel);
+            out.skip(root, path, format!("file is not readable ({e})"));
             continue;
         }
         out.files.push(LocalFile {

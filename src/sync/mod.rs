@@ -122,6 +122,8 @@ pub struct SyncOutcome {
     pub deletes_held_back: usize,
     /// Bytes not sent thanks to precompression (uploaded files only).
     pub compression_saved: u64,
+    /// Local files and folders that could not be deployed (see `local::Scan::skipped_files`).
+    pub skipped: Vec<local::SkippedFile>,
 }
 
 impl SyncOutcome {
@@ -243,11 +245,16 @@ pub async fn run(
         .into_iter()
         .partition(|f| prefix_len + f.rel.len() <= MAX_KEY_BYTES);
     for f in too_long {
-        scan.warnings.push(format!(
-            "Skipping {}: its key would be {} bytes, more than S3's limit of {MAX_KEY_BYTES}",
-            f.path.display(),
+        let reason = format!(
+            "its key would be {} bytes, more than S3's limit of {MAX_KEY_BYTES}",
             prefix_len + f.rel.len()
-        ));
+        );
+        scan.warnings
+            .push(format!("Skipping {}: {reason}", f.path.display()));
+        scan.skipped_files.push(local::SkippedFile {
+            path: f.rel.clone(),
+            reason,
+        });
         scan.skipped.push(f.rel);
     }
     for w in &scan.warnings {
@@ -306,7 +313,7 @@ pub async fn run(
         filters: &cfg.filters,
         protected: &scan.skipped,
     });
-    the_plan.check_guards(files.len(), remote.len(), cfg.delete, cfg.max_delete)?;
+    the_plan.check_guards(files.len(), remote.len(), cfg.max_delete)?;
 
     // One HEAD per header group among the unchanged objects: when its fingerprint differs
     // from the current settings, that group's unchanged objects get their headers re-applied.
@@ -402,6 +409,7 @@ pub async fn run(
         html_held_back: done.html_held_back,
         deletes_held_back: done.deletes_held_back,
         compression_saved,
+        skipped: scan.skipped_files,
     };
     Ok(outcome)
 }

@@ -23,7 +23,9 @@ pub struct PlanInput<'a> {
     pub mode: CompareMode,
     pub delete: bool,
     pub filters: &'a Filters,
-    /// Relative paths of local files that exist but were skipped (unreadable, …): never deleted.
+    /// Relative paths of local files and folders that exist but were skipped (unreadable, …):
+    /// neither they nor any key below them are deleted. A trailing `/` is allowed but not
+    /// needed; `""` (LOCAL_PATH itself could not be read) protects every key.
     pub protected: &'a [String],
 }
 
@@ -55,13 +57,22 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     #[error(
-        "LOCAL_PATH has no files to upload and deletes are on: this would delete all {remote} objects under the target. Check the build output folder, or turn DELETE_FLAG off"
+        "LOCAL_PATH has no files to upload (after the filters) and deletes are on: this would delete {} under the target. Check the build output folder and the filters, or turn DELETE_FLAG off", share(*.deletes, *.remote)
     )]
-    EmptySource { remote: usize },
+    EmptySource { deletes: usize, remote: usize },
     #[error(
         "this run would delete {deletes} objects, more than MAX_DELETE={max}: nothing was changed. Check LOCAL_PATH and the filters, or raise MAX_DELETE"
     )]
     TooManyDeletes { deletes: usize, max: u64 },
+}
+
+/// `all 3 objects`, `1 of the 3 objects`.
+fn share(part: usize, whole: usize) -> String {
+    if part == whole {
+        format!("all {whole} objects")
+    } else {
+        format!("{part} of the {whole} objects")
+    }
 }
 
 /// Compute the plan. Pure.
@@ -117,11 +128,18 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     out
 }
 
-/// A key is protected when its local file was skipped, or it lies below a skipped folder.
+/// A key is protected when its local file or folder was skipped, or it lies below one. The
+/// skipped path's kind does not matter (a skipped folder may be recorded without its `/`, a
+/// broken link may have pointed at a folder): keeping a key is always the safe side.
 fn is_protected(protected: &[String], rel: &str) -> bool {
-    protected
-        .iter()
-        .any(|p| p == rel || (p.ends_with('/') && rel.starts_with(p.as_str())))
+    protected.iter().any(|p| {
+        let p = p.trim_end_matches('/');
+        p.is_empty()
+            || rel == p
+            || rel
+                .strip_prefix(p)
+                .is_some_and(|below| below.starts_with('/'))
+    })
 }
 
 fn push_upload(
@@ -177,16 +195,19 @@ impl Plan {
         }
     }
 
-    /// The safety guards, checked before anything is touched.
+    /// The safety guards, checked before anything is touched. The empty-source guard looks at
+    /// the planned deletes: with no local file left after the filters, a run that would delete
+    /// something is refused; one that deletes nothing (`--exclude '*'`: excluded keys are never
+    /// deleted) goes ahead, as in aws-cli.
     pub fn check_guards(
         &self,
         local_files: usize,
         remote_objects: usize,
-        delete: bool,
         max_delete: Option<u64>,
     ) -> Result<(), GuardError> {
-        if delete && local_files == 0 && remote_objects > 0 {
+        if local_files == 0 && !self.deletes.is_empty() {
             return Err(GuardError::EmptySource {
+                deletes: self.deletes.len(),
                 remote: remote_objects,
             });
         }
@@ -462,19 +483,96 @@ mod tests {
 
     #[test]
     fn guards() {
-        let p = Plan {
-            deletes: vec!["a".into(), "b".into()],
+        let p = |deletes: &[&str]| Plan {
+            deletes: deletes.iter().map(|d| d.to_string()).collect(),
             ..Default::default()
         };
-        assert_eq!(
-            p.check_guards(1, 3, true, Some(1)),
-            Err(GuardError::TooManyDeletes { deletes: 2, max: 1 })
-        );
-        assert_eq!(p.check_guards(1, 3, true, Some(2)), Ok(()));
-        assert_eq!(
-            p.check_guards(0, 3, true, None),
-            Err(GuardError::EmptySource { remote: 3 })
-        );
-        assert_eq!(p.check_guards(0, 0, true, None), Ok(()));
+        // (name, plan's deletes, local files, remote objects, MAX_DELETE, outcome)
+        let cases: Vec<(&str, Plan, usize, usize, Option<u64>, Result<(), GuardError>)> = vec![
+            (
+                "over MAX_DELETE",
+                p(&["a", "b"]),
+                1,
+                3,
+                Some(1),
+                Err(GuardError::TooManyDeletes { deletes: 2, max: 1 }),
+            ),
+            ("at MAX_DELETE", p(&["a", "b"]), 1, 3, Some(2), Ok(())),
+            (
+                "empty source deleting everything",
+                p(&["a", "b", "c"]),
+                0,
+                3,
+                None,
+                Err(GuardError::EmptySource {
+                    deletes: 3,
+                    remote: 3,
+                }),
+            ),
+            (
+                "empty source deleting what the filters include",
+                p(&["a"]),
+                0,
+                3,
+                None,
+                Err(GuardError::EmptySource {
+                    deletes: 1,
+                    remote: 3,
+                }),
+            ),
+            // --exclude '*' (or deletes off): nothing planned, nothing to guard against.
+            ("empty source, nothing to delete", p(&[]), 0, 3, None, Ok(())),
+            ("empty source, empty target", p(&[]), 0, 0, None, Ok(())),
+        ];
+        for (name, plan, local, remote, max, want) in cases {
+            assert_eq!(plan.check_guards(local, remote, max), want, "{name}");
+        }
+        let all = GuardError::EmptySource {
+            deletes: 3,
+            remote: 3,
+        };
+        assert!(all.to_string().contains("would delete all 3 objects under"));
+        let some = GuardError::EmptySource {
+            deletes: 1,
+            remote: 3,
+        };
+        assert!(some.to_string().contains("would delete 1 of the 3 objects"));
+    }
+
+    /// Keys below a skipped folder are never deleted, whether or not the folder was recorded
+    /// with its trailing `/` (issue 16: `locked` protected nothing below it).
+    #[test]
+    fn protection_table() {
+        // (protected, key, protected?)
+        let cases = [
+            (&["locked"][..], "locked/b.txt", true),
+            (&["locked/"], "locked/b.txt", true),
+            (&["locked"], "locked/deep/c.txt", true),
+            (&["locked"], "locked", true),
+            (&["locked"], "lockedx", false),
+            (&["locked"], "locked.txt", false),
+            (&["locked/"], "lockedx/b.txt", false),
+            (&["a/locked"], "a/locked/b", true),
+            (&["a/locked"], "a/b", false),
+            (&["file.txt"], "file.txt", true),
+            (&[""], "anything/at/all", true),
+            (&["/"], "x", true),
+            (&[], "x", false),
+        ];
+        for (protected, key, want) in cases {
+            let protected: Vec<String> = protected.iter().map(|s| s.to_string()).collect();
+            assert_eq!(is_protected(&protected, key), want, "{protected:?} {key}");
+            let remote = vec![ro(key, 1, A, 1)];
+            let p = plan(&PlanInput {
+                local: &[],
+                remote: &remote,
+                digests: &[],
+                mode: CompareMode::Checksum,
+                delete: true,
+                filters: &Filters::default(),
+                protected: &protected,
+            });
+            assert_eq!(p.deletes.is_empty(), want, "{protected:?} {key}");
+        }
     }
 }
