@@ -225,6 +225,12 @@ fn report_sync(out: &Output, o: &sync::SyncOutcome, skipped_fail: bool) {
                 o.html_held_back
             ));
         }
+        if o.reheaders_held_back > 0 {
+            out.fail(format!(
+                "{} header update(s) held back until the others succeed: the next run re-applies them",
+                o.reheaders_held_back
+            ));
+        }
         if o.deletes_held_back > 0 {
             out.fail(format!(
                 "{} delete(s) not done: nothing is deleted unless every upload succeeded",

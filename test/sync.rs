@@ -108,6 +108,17 @@ impl Stage {
     }
 }
 
+/// A folder as aws-cli prints it in `upload:` lines, run from the test's working directory:
+/// Python's `os.path.relpath` (aws-cli's `relative_path`), asked of the virtualenv's Python.
+fn shown(dir: &Path) -> String {
+    let out = Command::new(venv_bin().join("python"))
+        .args(["-c", "import os, sys; print(os.path.relpath(sys.argv[1]))"])
+        .arg(dir)
+        .output()
+        .expect("python");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn sorted_keys(reqs: &[Recorded]) -> Vec<String> {
     let mut keys: Vec<String> = reqs.iter().filter_map(Recorded::s3_key).collect();
     keys.sort();
@@ -188,7 +199,7 @@ fn first_sync_uploads_every_file_with_its_bytes_and_content_type() {
         ("empty.txt", b""),
     ];
     let dir = site(files);
-    let local = dir.path().display().to_string();
+    let local = shown(dir.path());
 
     let run = stage.sync(dir.path(), &[]);
     run.assert_code(0)
@@ -325,7 +336,7 @@ fn one_changed_file_is_the_only_put() {
     let run = stage.sync(dir.path(), &[]);
     run.assert_code(0).assert_contains(&format!(
         "upload: {}/a.css to s3://bucket/a.css",
-        dir.path().display()
+        shown(dir.path())
     ));
     assert_eq!(stage.put_keys(), strings(&["a.css"]));
     assert_eq!(stage.count(Recorded::is_copy_object), 0);
@@ -420,6 +431,57 @@ fn changed_header_settings_are_reapplied_by_copy_without_reuploading() {
     assert_eq!(stage.count(Recorded::is_copy_object), 0, "{}", run.all());
     assert_eq!(stage.count(Recorded::is_put_object), 0);
     assert!(stage.count(Recorded::is_head_object) <= 1);
+}
+
+/// A re-apply of headers that stops halfway (a CopyObject refused) is finished by the next run
+/// (issue 15, item 2: the group's sample was re-applied first, so the next run saw a fresh
+/// fingerprint and left the rest with the old headers for good).
+#[test]
+fn an_interrupted_header_reapply_is_finished_by_the_next_run() {
+    let stage = Stage::new("bucket");
+    let dir = site(SITE);
+    stage
+        .sync(dir.path(), &[("CACHE_CONTROL", "max-age=60")])
+        .assert_code(0);
+    let cache = |key: &str| stage.headers(key).get("cache-control").cloned();
+
+    stage.proxy.set_rules(vec![Rule::new(
+        Match::any().method("PUT").path_contains("js/app.js"),
+        Action::s3_error(403, "AccessDenied", "Access Denied"),
+    )]);
+    let run = stage.sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")]);
+    run.assert_code(1).assert_contains("js/app.js");
+    stage.proxy.clear_rules();
+    let done: Vec<String> = site_keys()
+        .into_iter()
+        .filter(|k| cache(k).as_deref() == Some("max-age=120"))
+        .collect();
+    assert!(
+        !done.is_empty() && done.len() < SITE.len(),
+        "a partial re-apply: {done:?}\n{}",
+        run.all()
+    );
+    assert_eq!(cache("js/app.js").as_deref(), Some("max-age=60"));
+
+    let run = stage.sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")]);
+    run.assert_code(0)
+        .assert_contains("Header settings changed since the last deploy");
+    for key in site_keys() {
+        assert_eq!(cache(&key).as_deref(), Some("max-age=120"), "{key}");
+    }
+    let copied = sorted_keys(&stage.seen(Recorded::is_copy_object));
+    assert!(copied.contains(&"js/app.js".to_string()), "{copied:?}");
+    for key in &done {
+        assert!(!copied.contains(key), "{key} was done already: {copied:?}");
+    }
+    assert_eq!(stage.count(Recorded::is_put_object), 0);
+
+    // Converged: nothing more to do.
+    stage
+        .sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")])
+        .assert_code(0);
+    assert_eq!(stage.count(Recorded::is_copy_object), 0);
+    assert_eq!(stage.count(Recorded::is_head_object), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -518,7 +580,7 @@ fn a_dry_run_prints_the_plan_and_writes_nothing() {
     stage.put("stale.js", b"old");
     stage.put("a.css", b"old content");
     let dir = site(&[("a.css", b"a{}"), ("index.html", b"<p>")]);
-    let local = dir.path().display().to_string();
+    let local = shown(dir.path());
 
     for vars in [
         vec![("DRY_RUN", "true"), ("DELETE_FLAG", "true")],
@@ -777,7 +839,10 @@ fn an_empty_local_path_with_deletes_is_refused() {
     // With filters, the message counts what the filters would let it delete.
     let run = stage.sync(
         empty.path(),
-        &[("DELETE_FLAG", "true"), ("EXTRA_ARGS", "--exclude '*.html'")],
+        &[
+            ("DELETE_FLAG", "true"),
+            ("EXTRA_ARGS", "--exclude '*.html'"),
+        ],
     );
     run.assert_code(1)
         .assert_contains("this would delete 1 of the 2 objects under the target");
@@ -816,7 +881,10 @@ fn filters_that_exclude_every_file_delete_nothing_and_succeed_as_aws_cli() {
         keys(&stage.s3(), "aws-cli"),
         strings(&["index.html", "old.js"])
     );
-    assert_eq!(get(&stage.s3(), "aws-cli", "index.html"), b"<p>live site</p>");
+    assert_eq!(
+        get(&stage.s3(), "aws-cli", "index.html"),
+        b"<p>live site</p>"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -913,6 +981,144 @@ fn objects_match_what_aws_cli_makes_from_the_same_tree() {
         // Our documented fingerprint of the header settings.
         assert!(got.remove("meta-s3-deploy-pipe-headers").is_some());
         assert_eq!(got, want, "headers of {}", o.key);
+    }
+}
+
+/// The first deploy after a migration from `aws s3 sync` (the Atlassian pipe) with the same
+/// settings: the objects have no fingerprint but already the wanted headers, so nothing is
+/// uploaded, copied or invalidated (issue 16, item 2: every object was copied, and through
+/// PATHS=changed the whole site invalidated). One HEAD per kind of file; only the kind whose
+/// headers differ (`.map`: aws-cli gives it no type) is copied.
+#[test]
+fn a_bucket_filled_by_aws_cli_with_the_same_settings_is_adopted_without_copies() {
+    let stage = Stage::new("bucket");
+    let distribution = create_distribution(&stage.s3());
+    let dir = site(SITE);
+    let flags = ["--cache-control", "max-age=300", "--metadata", "team=web"];
+    aws_cli_sync(&stage.s3(), dir.path(), "s3://bucket/", &flags);
+    let etags = stage.etags();
+    let vars = [
+        ("CACHE_CONTROL", "max-age=300"),
+        ("EXTRA_ARGS", "--metadata team=web"),
+        ("DELETE_FLAG", "true"),
+        ("DISTRIBUTION_ID", distribution.as_str()),
+    ];
+
+    let run = stage.sync(dir.path(), &vars);
+    run.assert_code(0)
+        .assert_contains("6 unchanged object(s) written by another tool (no header fingerprint) already have the wanted headers: kept as they are")
+        .assert_contains("0 uploaded, 0 headers re-applied, 6 unchanged, 0 deleted")
+        .assert_contains("Nothing changed: no CloudFront invalidation needed");
+    assert_eq!(stage.writes(), Vec::<String>::new(), "{}", run.all());
+    // html, css, js, json, svg: one HEAD each (the group's sample is one of them).
+    assert_eq!(stage.count(Recorded::is_head_object), 5);
+    assert_eq!(stage.etags(), etags);
+    assert!(invalidations(&stage.s3(), &distribution).is_empty());
+
+    // A kind of file whose headers differ is re-applied, and only that one.
+    write_files(dir.path(), &[("js/app.js.map", b"{\"version\":3}")]);
+    aws_cli_sync(&stage.s3(), dir.path(), "s3://bucket/", &flags);
+    assert_eq!(
+        stage
+            .headers("js/app.js.map")
+            .get("content-type")
+            .map(String::as_str),
+        Some("binary/octet-stream")
+    );
+    let run = stage.sync(dir.path(), &vars);
+    run.assert_code(0);
+    assert_eq!(
+        sorted_keys(&stage.seen(Recorded::is_copy_object)),
+        strings(&["js/app.js.map"]),
+        "{}",
+        run.all()
+    );
+    assert_eq!(stage.count(Recorded::is_put_object), 0);
+    assert_eq!(
+        stage
+            .headers("js/app.js.map")
+            .get("content-type")
+            .map(String::as_str),
+        Some("text/plain")
+    );
+    let invs = invalidations(&stage.s3(), &distribution);
+    assert_eq!(invs.len(), 1);
+    assert_eq!(invs[0].paths, strings(&["/js/app.js.map"]));
+
+    // Other settings: nothing is adopted any more, every object gets the new headers.
+    let run = stage.sync(
+        dir.path(),
+        &[
+            ("CACHE_CONTROL", "max-age=600"),
+            ("EXTRA_ARGS", "--metadata team=web"),
+        ],
+    );
+    run.assert_code(0);
+    assert_eq!(stage.seen(Recorded::is_copy_object).len(), SITE.len() + 1);
+    assert_eq!(
+        stage
+            .headers("a.css")
+            .get("cache-control")
+            .map(String::as_str),
+        Some("max-age=600")
+    );
+}
+
+/// `upload:` lines name local files exactly as aws-cli does, wherever LOCAL_PATH is from the
+/// working directory (issue 16, item 5: an absolute path outside it printed as written).
+#[test]
+fn local_paths_print_as_aws_cli_prints_them() {
+    let stage = Stage::new("bucket");
+    create_bucket(&stage.s3(), "aws-cli");
+    let top = tempfile::tempdir().expect("tmp");
+    let site_dir = top.path().join("site");
+    let work = top.path().join("work").join("clone");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    write_files(&site_dir, &[("foo.txt", b"foo"), ("sub/bar.txt", b"bar")]);
+    let absolute = site_dir.display().to_string();
+    let cases: [(&Path, &str); 5] = [
+        (&work, &absolute),
+        (&work, "../../site"),
+        (&site_dir, "."),
+        (&site_dir, "./sub/.."),
+        (top.path(), "site/"),
+    ];
+    for (n, (cwd, local)) in cases.into_iter().enumerate() {
+        let upload_lines = |out: &str, bucket: &str| {
+            let mut l: Vec<String> = out
+                .lines()
+                .filter(|l| l.starts_with("upload: "))
+                .map(|l| l.replace(&format!("s3://{bucket}/"), "s3://B/"))
+                .collect();
+            l.sort();
+            l
+        };
+        let theirs = Command::new(venv_bin().join("aws"))
+            .args([
+                "s3",
+                "sync",
+                local,
+                &format!("s3://aws-cli/{n}/"),
+                "--no-progress",
+            ])
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", stage.s3())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("aws s3 sync");
+        assert!(theirs.status.success(), "{theirs:?}");
+        let theirs = upload_lines(&String::from_utf8_lossy(&theirs.stdout), "aws-cli");
+        let bucket = format!("bucket/{n}");
+        let run = stage.sync_in(Some(cwd), local, &[("S3_BUCKET", bucket.as_str())]);
+        run.assert_code(0);
+        let ours = upload_lines(&run.stdout, "bucket");
+        assert_eq!(ours.len(), 2, "{}", run.all());
+        assert_eq!(ours, theirs, "LOCAL_PATH={local} from {}", cwd.display());
     }
 }
 
@@ -1039,7 +1245,12 @@ fn keys_under_an_unreadable_folder_are_kept_and_skipped_files_fail_the_step() {
         .assert_contains("ALLOW_SKIPPED_FILES=true");
     assert_eq!(
         stage.keys(),
-        strings(&["index.html", "locked/b.txt", "locked/deep/c.txt", "secret.txt"]),
+        strings(&[
+            "index.html",
+            "locked/b.txt",
+            "locked/deep/c.txt",
+            "secret.txt"
+        ]),
         "everything else was done (upload, delete of gone.js); nothing below locked/ was deleted"
     );
     assert_eq!(stage.get("locked/b.txt"), b"deployed earlier");
@@ -1062,7 +1273,12 @@ fn keys_under_an_unreadable_folder_are_kept_and_skipped_files_fail_the_step() {
     assert_eq!(stage.writes(), Vec::<String>::new());
     assert_eq!(
         stage.keys(),
-        strings(&["index.html", "locked/b.txt", "locked/deep/c.txt", "secret.txt"])
+        strings(&[
+            "index.html",
+            "locked/b.txt",
+            "locked/deep/c.txt",
+            "secret.txt"
+        ])
     );
 }
 

@@ -485,12 +485,7 @@ pub(super) fn resolve_sync(
         _ => SymlinkPolicy::FollowInside,
     };
     let delete = bool_var(p, "DELETE_FLAG", &raw.delete_flag, false) || extra.delete;
-    let allow_skipped_files = bool_var(
-        p,
-        "ALLOW_SKIPPED_FILES",
-        &raw.allow_skipped_files,
-        false,
-    );
+    let allow_skipped_files = bool_var(p, "ALLOW_SKIPPED_FILES", &raw.allow_skipped_files, false);
     let max_delete = int_var(
         p,
         "MAX_DELETE",

@@ -67,7 +67,11 @@ impl Scan {
                     rel
                 };
                 self.skipped.push(rel.clone());
-                if rel.is_empty() { "./".to_string() } else { rel }
+                if rel.is_empty() {
+                    "./".to_string()
+                } else {
+                    rel
+                }
             }
             // Not UTF-8: no key can name it, so none can be protected.
             None => path

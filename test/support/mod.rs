@@ -477,12 +477,21 @@ pub enum Unprivileged {
 /// The way to run as an unprivileged user here, or why there is none (the test then skips,
 /// saying so).
 pub fn unprivileged() -> Result<Unprivileged, String> {
-    let uid = Command::new("id").arg("-u").output().map_err(|e| format!("id -u: {e}"))?;
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|e| format!("id -u: {e}"))?;
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         return Ok(Unprivileged::AlreadyUnprivileged);
     }
     let candidates: [Vec<&str>; 2] = [
-        vec!["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+        vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ],
         vec!["runuser", "-u", "nobody", "--"],
     ];
     for words in candidates {
@@ -494,7 +503,9 @@ pub fn unprivileged() -> Result<Unprivileged, String> {
             .status()
             .is_ok_and(|s| s.success());
         if works {
-            return Ok(Unprivileged::Via(words.iter().map(|w| w.to_string()).collect()));
+            return Ok(Unprivileged::Via(
+                words.iter().map(|w| w.to_string()).collect(),
+            ));
         }
     }
     Err("running as root, and neither `setpriv` nor `runuser` can switch to uid 65534".into())
@@ -505,7 +516,10 @@ pub fn unprivileged() -> Result<Unprivileged, String> {
 /// 0755 already, so only what the test locks is unreadable.
 pub fn run_pipe_unprivileged(how: &Unprivileged, vars: &[(&str, &str)], readable: &Path) -> Run {
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(readable).expect("stat").permissions().mode();
+    let mode = std::fs::metadata(readable)
+        .expect("stat")
+        .permissions()
+        .mode();
     std::fs::set_permissions(readable, std::fs::Permissions::from_mode(mode | 0o755))
         .expect("chmod");
     let base = pipe_command(vars, Some(Path::new("/")));
@@ -513,7 +527,9 @@ pub fn run_pipe_unprivileged(how: &Unprivileged, vars: &[(&str, &str)], readable
         Unprivileged::AlreadyUnprivileged => base,
         Unprivileged::Via(words) => {
             let mut c = Command::new(&words[0]);
-            c.args(&words[1..]).arg(base.get_program()).args(base.get_args());
+            c.args(&words[1..])
+                .arg(base.get_program())
+                .args(base.get_args());
             c.env_clear();
             for (k, v) in base.get_envs() {
                 if let Some(v) = v {
