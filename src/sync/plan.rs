@@ -625,15 +625,16 @@ mod tests {
             deletes: deletes.iter().map(|d| d.to_string()).collect(),
             ..Default::default()
         };
-        // (name, plan's deletes, local files, remote objects, MAX_DELETE, outcome)
-        let cases: Vec<(
-            &str,
+        /// (name, plan's deletes, local files, remote objects, MAX_DELETE, outcome)
+        type Case = (
+            &'static str,
             Plan,
             usize,
             usize,
             Option<u64>,
             Result<(), GuardError>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "over MAX_DELETE",
                 p(&["a", "b"]),
