@@ -188,7 +188,7 @@ fn local_run_id() -> String {
 }
 
 /// The sync's closing line: ✔ with the counts, or ✖ naming what failed (and, when
-/// `skipped_fail`, the files that could not be deployed).
+/// `skipped_fail`, the files that were skipped or need attention).
 fn report_sync(out: &Output, o: &sync::SyncOutcome, skipped_fail: bool) {
     let mb = o.bytes as f64 / 1_000_000.0;
     let rate = if o.seconds > 0.0 { mb / o.seconds } else { 0.0 };
@@ -242,11 +242,11 @@ fn report_sync(out: &Output, o: &sync::SyncOutcome, skipped_fail: bool) {
         let names: Vec<&str> = o.skipped.iter().take(5).map(|s| s.path.as_str()).collect();
         let more = if o.skipped.len() > 5 { ", …" } else { "" };
         out.fail(format!(
-            "{} {} file(s) or folder(s) in LOCAL_PATH that could not be deployed ({}{more}; see the warnings above): make them readable regular files, leave them out with EXTRA_ARGS --exclude, or set ALLOW_SKIPPED_FILES=true to deploy without them; {counts}",
+            "{}: {} file(s) or folder(s) in LOCAL_PATH were skipped or need attention ({}{more}; see the warnings above): make them readable regular files with a valid time, leave them out with EXTRA_ARGS --exclude, or set ALLOW_SKIPPED_FILES=true to let the step succeed anyway; {counts}",
             if o.dry_run {
-                format!("Dry run of {target} would skip")
+                format!("Dry run of {target}")
             } else {
-                format!("Sync to {target} skipped")
+                format!("Sync to {target}")
             },
             o.skipped.len(),
             names.join(", ")

@@ -40,7 +40,8 @@ pub struct SyncReport<'a> {
     pub reheadered: &'a [String],
     pub deleted: &'a [String],
     pub failed: Vec<Failed<'a>>,
-    /// Local files and folders that could not be deployed (relative to LOCAL_PATH).
+    /// Local files and folders that were skipped, or deployed with a warning (an invalid
+    /// modification time), relative to LOCAL_PATH.
     pub skipped: &'a [crate::sync::local::SkippedFile],
 }
 

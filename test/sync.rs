@@ -1240,7 +1240,7 @@ fn keys_under_an_unreadable_folder_are_kept_and_skipped_files_fail_the_step() {
         .assert_contains("locked: folder is not readable")
         .assert_contains("secret.txt: file is not readable")
         .assert_contains(
-            "skipped 2 file(s) or folder(s) in LOCAL_PATH that could not be deployed (locked/, secret.txt;",
+            "Sync to s3://bucket/: 2 file(s) or folder(s) in LOCAL_PATH were skipped or need attention (locked/, secret.txt;",
         )
         .assert_contains("ALLOW_SKIPPED_FILES=true");
     assert_eq!(

@@ -125,7 +125,8 @@ pub struct SyncOutcome {
     pub reheaders_held_back: usize,
     /// Bytes not sent thanks to precompression (uploaded files only).
     pub compression_saved: u64,
-    /// Local files and folders that could not be deployed (see `local::Scan::skipped_files`).
+    /// Local files and folders that were skipped or need attention (see
+    /// `local::Scan::skipped_files`).
     pub skipped: Vec<local::SkippedFile>,
 }
 
