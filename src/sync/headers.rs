@@ -4,9 +4,11 @@
 //! [`FINGERPRINT_KEY`] = a hash of the header settings (ACL, storage class, Cache-Control,
 //! Expires, Content-Encoding, Content-Type override and guessing, Content-Disposition,
 //! Content-Language, metadata, SSE, website redirect). When some objects are unchanged, the
-//! pipe HEADs one of them; if its fingerprint differs from the current settings', every
-//! unchanged object gets its headers re-applied with CopyObject (`MetadataDirective=REPLACE`),
-//! so no bytes are re-uploaded. When nothing changed, this costs one HEAD.
+//! pipe HEADs the least recently written one of each group; if its fingerprint differs from the
+//! current settings', it HEADs one object per kind of file ([`ActualHeaders`]), keeps the kinds
+//! that already have the wanted headers, and re-applies the others' with CopyObject
+//! (`MetadataDirective=REPLACE`), so no bytes are re-uploaded (see `sync::run` and
+//! `plan::sample_order`). When nothing changed, this costs one HEAD.
 
 use std::collections::HashMap;
 

@@ -327,14 +327,9 @@ pub async fn run(
     // `aws s3 sync` before a migration) but already has exactly the wanted headers is adopted
     // as it is; the others get their headers re-applied, samples last (see `execute`).
     let order = plan::sample_order(&the_plan.unchanged, &files, &remote);
-    let classes = plan::header_classes(&order, &files, |i| {
-        let f = &files[i];
-        let h = headers::for_file(&f.rel, &groups[f.group], f.encoding);
-        (h.content_type, h.content_encoding)
-    });
     let mut group_samples: Vec<Option<usize>> = vec![None; groups.len()];
-    for class in &classes {
-        group_samples[class.group].get_or_insert(class.members[0]);
+    for &i in &order {
+        group_samples[files[i].group].get_or_insert(i);
     }
     // What HeadObject cannot show (grants) could differ: such objects are never adopted.
     let adoptable = cfg.request_extras.grants.is_empty();
@@ -347,6 +342,17 @@ pub async fn run(
         check_group[g] = actual.fingerprint() != Some(groups[g].fingerprint.as_str());
         heads.insert(i, actual);
     }
+    // Only when a group is not up to date: its kinds of file (the group's sample heads the
+    // first of them, so its HEAD is reused).
+    let classes = if check_group.iter().any(|c| *c) {
+        plan::header_classes(&order, &files, |i| {
+            let f = &files[i];
+            let h = headers::for_file(&f.rel, &groups[f.group], f.encoding);
+            (h.content_type, h.content_encoding)
+        })
+    } else {
+        Vec::new()
+    };
     let mut stale_classes = Vec::new();
     let mut adopted = 0;
     for class in classes.iter().filter(|c| check_group[c.group]) {
