@@ -435,53 +435,62 @@ fn changed_header_settings_are_reapplied_by_copy_without_reuploading() {
 
 /// A re-apply of headers that stops halfway (a CopyObject refused) is finished by the next run
 /// (issue 15, item 2: the group's sample was re-applied first, so the next run saw a fresh
-/// fingerprint and left the rest with the old headers for good).
+/// fingerprint and left the rest with the old headers for good). Two ways to stop halfway:
+/// the copy of a kind's sample fails (`js/app.js`: the other kinds are done), or the copy of
+/// an object before the samples (`index.html`: every sample is held back).
 #[test]
 fn an_interrupted_header_reapply_is_finished_by_the_next_run() {
-    let stage = Stage::new("bucket");
-    let dir = site(SITE);
-    stage
-        .sync(dir.path(), &[("CACHE_CONTROL", "max-age=60")])
-        .assert_code(0);
-    let cache = |key: &str| stage.headers(key).get("cache-control").cloned();
+    for failing in ["js/app.js", "index.html"] {
+        let stage = Stage::new("bucket");
+        let dir = site(SITE);
+        stage
+            .sync(dir.path(), &[("CACHE_CONTROL", "max-age=60")])
+            .assert_code(0);
+        let cache = |key: &str| stage.headers(key).get("cache-control").cloned();
 
-    stage.proxy.set_rules(vec![Rule::new(
-        Match::any().method("PUT").path_contains("js/app.js"),
-        Action::s3_error(403, "AccessDenied", "Access Denied"),
-    )]);
-    let run = stage.sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")]);
-    run.assert_code(1).assert_contains("js/app.js");
-    stage.proxy.clear_rules();
-    let done: Vec<String> = site_keys()
-        .into_iter()
-        .filter(|k| cache(k).as_deref() == Some("max-age=120"))
-        .collect();
-    assert!(
-        !done.is_empty() && done.len() < SITE.len(),
-        "a partial re-apply: {done:?}\n{}",
-        run.all()
-    );
-    assert_eq!(cache("js/app.js").as_deref(), Some("max-age=60"));
+        stage.proxy.set_rules(vec![Rule::new(
+            Match::any().method("PUT").path_contains(failing),
+            Action::s3_error(403, "AccessDenied", "Access Denied"),
+        )]);
+        let run = stage.sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")]);
+        run.assert_code(1).assert_contains(failing);
+        stage.proxy.clear_rules();
+        let done: Vec<String> = site_keys()
+            .into_iter()
+            .filter(|k| cache(k).as_deref() == Some("max-age=120"))
+            .collect();
+        assert_eq!(cache(failing).as_deref(), Some("max-age=60"));
+        assert!(done.len() < SITE.len() - 1, "{done:?}\n{}", run.all());
+        if failing == "js/app.js" {
+            assert!(!done.is_empty(), "a partial re-apply\n{}", run.all());
+        } else {
+            run.assert_contains("header update(s) held back until the others succeed");
+        }
 
-    let run = stage.sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")]);
-    run.assert_code(0)
-        .assert_contains("Header settings changed since the last deploy");
-    for key in site_keys() {
-        assert_eq!(cache(&key).as_deref(), Some("max-age=120"), "{key}");
+        let run = stage.sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")]);
+        run.assert_code(0)
+            .assert_contains("Header settings changed since the last deploy");
+        for key in site_keys() {
+            assert_eq!(
+                cache(&key).as_deref(),
+                Some("max-age=120"),
+                "{failing}: {key}"
+            );
+        }
+        let copied = sorted_keys(&stage.seen(Recorded::is_copy_object));
+        assert!(copied.contains(&failing.to_string()), "{copied:?}");
+        for key in &done {
+            assert!(!copied.contains(key), "{key} was done already: {copied:?}");
+        }
+        assert_eq!(stage.count(Recorded::is_put_object), 0);
+
+        // Converged: nothing more to do.
+        stage
+            .sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")])
+            .assert_code(0);
+        assert_eq!(stage.count(Recorded::is_copy_object), 0);
+        assert_eq!(stage.count(Recorded::is_head_object), 1);
     }
-    let copied = sorted_keys(&stage.seen(Recorded::is_copy_object));
-    assert!(copied.contains(&"js/app.js".to_string()), "{copied:?}");
-    for key in &done {
-        assert!(!copied.contains(key), "{key} was done already: {copied:?}");
-    }
-    assert_eq!(stage.count(Recorded::is_put_object), 0);
-
-    // Converged: nothing more to do.
-    stage
-        .sync(dir.path(), &[("CACHE_CONTROL", "max-age=120")])
-        .assert_code(0);
-    assert_eq!(stage.count(Recorded::is_copy_object), 0);
-    assert_eq!(stage.count(Recorded::is_head_object), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
