@@ -523,13 +523,12 @@ pub fn run_pipe_unprivileged(how: &Unprivileged, vars: &[(&str, &str)], readable
     std::fs::set_permissions(readable, std::fs::Permissions::from_mode(mode | 0o755))
         .expect("chmod");
     let base = pipe_command(vars, Some(Path::new("/")));
+    let bin = world_runnable_binary();
     let mut cmd = match how {
         Unprivileged::AlreadyUnprivileged => base,
         Unprivileged::Via(words) => {
             let mut c = Command::new(&words[0]);
-            c.args(&words[1..])
-                .arg(base.get_program())
-                .args(base.get_args());
+            c.args(&words[1..]).arg(&bin.1).args(base.get_args());
             c.env_clear();
             for (k, v) in base.get_envs() {
                 if let Some(v) = v {
@@ -546,4 +545,23 @@ pub fn run_pipe_unprivileged(how: &Unprivileged, vars: &[(&str, &str)], readable
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// The pipe binary where any user can run it (returned with the folder that holds it, which
+/// removes it when dropped): the build folder may lie below a home folder other users cannot
+/// enter (CI's clone of the repository, for one). A hard link where it can (the debug binary
+/// is hundreds of MB), else a copy.
+fn world_runnable_binary() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("s3-deploy-pipe-bin")
+        .tempdir()
+        .expect("tmp");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = dir.path().join("s3-deploy-pipe");
+    let original = env!("CARGO_BIN_EXE_s3-deploy-pipe");
+    if std::fs::hard_link(original, &bin).is_err() {
+        std::fs::copy(original, &bin).expect("copy the binary");
+    }
+    (dir, bin)
 }
