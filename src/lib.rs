@@ -110,8 +110,11 @@ pub async fn run(env: Env) -> u8 {
         };
         match run {
             Ok(outcome) => {
-                failed |= !outcome.failures.is_empty();
-                report_sync(&out, &outcome);
+                // Skipped files fail the step, but only once everything else is done (the
+                // invalidation below still runs), as aws-cli's exit code 2 does.
+                let skipped_fail = !outcome.skipped.is_empty() && !sync_cfg.allow_skipped_files;
+                failed |= !outcome.failures.is_empty() || skipped_fail;
+                report_sync(&out, &outcome, skipped_fail);
                 sync_outcome = Some(outcome);
             }
             Err(e) => {
@@ -228,8 +231,9 @@ fn local_run_id() -> String {
     format!("local-{ms}")
 }
 
-/// The sync's closing line: ✔ with the counts, or ✖ naming what failed.
-fn report_sync(out: &Output, o: &sync::SyncOutcome) {
+/// The sync's closing line: ✔ with the counts, or ✖ naming what failed (and, when
+/// `skipped_fail`, the files that were skipped or need attention).
+fn report_sync(out: &Output, o: &sync::SyncOutcome, skipped_fail: bool) {
     let mb = o.bytes as f64 / 1_000_000.0;
     let rate = if o.seconds > 0.0 { mb / o.seconds } else { 0.0 };
     let counts = format!(
@@ -265,15 +269,52 @@ fn report_sync(out: &Output, o: &sync::SyncOutcome) {
                 o.html_held_back
             ));
         }
+        if o.reheaders_held_back > 0 {
+            out.fail(format!(
+                "{} header update(s) held back until the others succeed: the next run re-applies them",
+                o.reheaders_held_back
+            ));
+        }
         if o.deletes_held_back > 0 {
             out.fail(format!(
                 "{} delete(s) not done: nothing is deleted unless every upload succeeded",
                 o.deletes_held_back
             ));
         }
-    } else if o.dry_run {
-        out.success(format!("Dry run of {target}: would have {counts}"));
+    }
+    if skipped_fail {
+        let names: Vec<&str> = o.skipped.iter().take(5).map(|s| s.path.as_str()).collect();
+        let more = if o.skipped.len() > 5 { ", …" } else { "" };
+        out.fail(format!(
+            "{}: {} file(s) or folder(s) in LOCAL_PATH were skipped or need attention ({}{more}; see the warnings above): make them readable regular files with a valid time, leave them out with EXTRA_ARGS --exclude, or set ALLOW_SKIPPED_FILES=true to let the step succeed anyway; {counts}",
+            if o.dry_run {
+                format!("Dry run of {target}")
+            } else {
+                format!("Sync to {target}")
+            },
+            o.skipped.len(),
+            names.join(", ")
+        ));
+    } else if o.failures.is_empty() {
+        if o.dry_run {
+            out.success(format!(
+                "Dry run of {target}: would have {counts}{}",
+                skipped_note(o)
+            ));
+        } else {
+            out.success(format!("Synced to {target}: {counts}{}", skipped_note(o)));
+        }
+    }
+}
+
+/// `; 2 file(s) skipped (ALLOW_SKIPPED_FILES)` when skipped files were allowed.
+fn skipped_note(o: &sync::SyncOutcome) -> String {
+    if o.skipped.is_empty() {
+        String::new()
     } else {
-        out.success(format!("Synced to {target}: {counts}"));
+        format!(
+            "; {} file(s) skipped (ALLOW_SKIPPED_FILES)",
+            o.skipped.len()
+        )
     }
 }

@@ -40,6 +40,9 @@ pub struct SyncReport<'a> {
     pub reheadered: &'a [String],
     pub deleted: &'a [String],
     pub failed: Vec<Failed<'a>>,
+    /// Local files and folders that were skipped, or deployed with a warning (an invalid
+    /// modification time), relative to LOCAL_PATH.
+    pub skipped: &'a [crate::sync::local::SkippedFile],
 }
 
 #[derive(Debug, Serialize)]
@@ -86,6 +89,7 @@ impl<'a> SyncReport<'a> {
                     error: e,
                 })
                 .collect(),
+            skipped: &o.skipped,
         }
     }
 }

@@ -450,15 +450,35 @@ fn hostile_trees_are_survived_with_named_warnings() {
         ("S3_BUCKET", "hostile".to_string()),
         ("LOCAL_PATH", dir.path().display().to_string()),
     ]);
+    // What could not be deployed fails the step (aws-cli exits 2), after everything else is
+    // done; the link that leaves LOCAL_PATH does not: skipping it is the configured policy.
     let run = run_pipe(&as_refs(&vars));
-    run.assert_code(0)
+    run.assert_code(1)
         .assert_contains("escape.txt: symlink points outside LOCAL_PATH")
         .assert_contains("broken.txt")
         .assert_contains("symlink loop")
-        .assert_contains("more than S3's limit of 1024");
+        .assert_contains("more than S3's limit of 1024")
+        .assert_contains(&format!(
+            "Sync to s3://hostile/: {} file(s) or folder(s) in LOCAL_PATH were skipped or need attention (broken.txt, ",
+            if root_can_read { 3 } else { 4 }
+        ))
+        .assert_contains("sub/loop/")
+        .assert_contains("ggg");
     if !root_can_read {
         run.assert_contains("unreadable.txt: file is not readable");
     }
+    let fail_line = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("were skipped or need attention"))
+        .expect("✖ line");
+    assert!(!fail_line.contains("escape.txt"), "{fail_line}");
+    // ALLOW_SKIPPED_FILES=true keeps the old behaviour: warnings, and success.
+    vars.push(("ALLOW_SKIPPED_FILES", "true".to_string()));
+    run_pipe(&as_refs(&vars))
+        .assert_code(0)
+        .assert_contains("broken.txt")
+        .assert_contains("file(s) skipped (ALLOW_SKIPPED_FILES)");
     let keys = keys(&moto.url(), "hostile");
     assert!(keys.contains(&long_rel));
     assert!(keys.contains(&"ok.txt".to_string()));

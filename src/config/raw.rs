@@ -60,6 +60,7 @@ pub struct RawVars {
     pub sync_compare: Option<String>,
     pub max_concurrency: Option<String>,
     pub follow_symlinks: Option<String>,
+    pub allow_skipped_files: Option<String>,
     pub dry_run: Option<String>,
     pub max_delete: Option<String>,
     pub s3_force_path_style: Option<String>,

@@ -87,6 +87,10 @@ pub struct SyncConfig {
     pub progress: bool,
     /// What EXTRA_ARGS adds to the S3 requests (see `sync::request_extras`).
     pub request_extras: S3RequestExtras,
+    /// `ALLOW_SKIPPED_FILES=true`: files that could not be read (or are not files) are warned
+    /// about and the step still succeeds. By default they fail it, after everything else is
+    /// done (aws-cli exits 2 for them).
+    pub allow_skipped_files: bool,
 }
 
 /// Request settings from EXTRA_ARGS that are not object headers.
@@ -481,6 +485,7 @@ pub(super) fn resolve_sync(
         _ => SymlinkPolicy::FollowInside,
     };
     let delete = bool_var(p, "DELETE_FLAG", &raw.delete_flag, false) || extra.delete;
+    let allow_skipped_files = bool_var(p, "ALLOW_SKIPPED_FILES", &raw.allow_skipped_files, false);
     let max_delete = int_var(
         p,
         "MAX_DELETE",
@@ -517,6 +522,7 @@ pub(super) fn resolve_sync(
         verbosity: extra.verbosity.unwrap_or(Verbosity::Normal),
         progress: !extra.no_progress,
         request_extras,
+        allow_skipped_files,
     })
 }
 

@@ -1,4 +1,5 @@
-//! Carry out a plan: non-HTML uploads and header re-applies, then HTML uploads, then deletes.
+//! Carry out a plan: non-HTML uploads and header re-applies, then the sampled objects' header
+//! re-applies, then HTML uploads, then deletes.
 //!
 //! Every S3 request takes a permit from one semaphore of `MAX_CONCURRENCY` permits, so single
 //! PUTs and multipart parts share one bound. Bodies stream from disk (a part is read only when
@@ -73,38 +74,48 @@ impl Target {
     fn s3_url(&self, rel: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(rel))
     }
+    /// A file as aws-cli prints it: the relative path of its folder, then its name
+    /// (`relative_path` in aws-cli's `customizations/s3/utils.py`). So a file at the top of
+    /// LOCAL_PATH=`.` prints as `./a.css`, one below it as `sub/b.css`.
     fn local_name(&self, rel: &str) -> String {
-        let base = self.local_display.trim_end_matches('/');
-        if base.is_empty() {
-            rel.to_string()
-        } else {
-            format!("{base}/{rel}")
-        }
+        local_name(&self.local_display, rel)
     }
 }
 
-/// LOCAL_PATH as aws-cli names it in `upload: <path> to s3://…` lines: relative to the working
-/// directory (aws-cli prints `os.path.relpath` of each file), so `dist`, `./dist/` and
-/// `$BITBUCKET_CLONE_DIR/dist` all print as `dist/a.css`, and `.` as just `a.css`. A folder
-/// outside the working directory is printed as written (where aws-cli would print a `../..`
-/// chain). Pure: `cwd` is passed in.
+/// See [`Target::local_name`]; `base` comes from [`display_local_path`].
+fn local_name(base: &str, rel: &str) -> String {
+    if base == "." && rel.contains('/') {
+        rel.to_string()
+    } else {
+        format!("{base}/{rel}")
+    }
+}
+
+/// LOCAL_PATH as aws-cli names it in `upload: <path> to s3://…` lines: `os.path.relpath` of
+/// the folder from the working directory, after `os.path.abspath` (lexical: `..` is resolved
+/// without following links). So `dist`, `./dist/` and `$BITBUCKET_CLONE_DIR/dist` all print as
+/// `dist`, `.` as `.`, and a folder elsewhere with `..` steps (`../site`, `../../tmp/site`).
+/// Pure: `cwd` is passed in; without one, LOCAL_PATH is printed as written.
 pub fn display_local_path(local: &str, cwd: Option<&Path>) -> String {
     let path = Path::new(local);
-    let Some(abs) = (if path.is_absolute() {
-        Some(path.to_path_buf())
-    } else {
-        cwd.map(|c| c.join(path))
-    }) else {
-        return local.to_string();
+    let (abs, cwd) = match cwd {
+        Some(c) => (lexical(&c.join(path)), lexical(c)),
+        None => return local.to_string(),
     };
-    let (abs, cwd) = (lexical(&abs), cwd.map(lexical));
-    match cwd.and_then(|c| abs.strip_prefix(c).ok()) {
-        Some(rel) => rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/"),
-        None => local.to_string(),
+    let (a, c): (Vec<Component>, Vec<Component>) =
+        (abs.components().collect(), cwd.components().collect());
+    let common = a.iter().zip(&c).take_while(|(x, y)| x == y).count();
+    let parts: Vec<String> = std::iter::repeat_n("..".to_string(), c.len() - common)
+        .chain(
+            a[common..]
+                .iter()
+                .map(|p| p.as_os_str().to_string_lossy().into_owned()),
+        )
+        .collect();
+    if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
     }
 }
 
@@ -137,6 +148,8 @@ pub struct Executed {
     pub html_held_back: usize,
     /// Deletes not issued because an upload failed.
     pub deletes_held_back: usize,
+    /// Header samples not re-applied because an earlier operation failed.
+    pub reheaders_held_back: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -168,7 +181,15 @@ pub async fn execute(
     let mut phase1: Vec<Job> = first.iter().map(|u| Job::Upload(u.index)).collect();
     phase1.extend(plan.reheaders.iter().map(|&i| Job::Reheader(i)));
     let phase2: Vec<Job> = html.iter().map(|u| Job::Upload(u.index)).collect();
-    let total_files = (phase1.len() + phase2.len()) as u64;
+    // The sampled objects of stale header classes, then of stale groups: each tier only once
+    // everything before it succeeded, so a sample with fresh headers means its class (group)
+    // was done.
+    let tiers: Vec<Vec<Job>> = [&plan.reheader_samples, &plan.reheader_sentinels]
+        .into_iter()
+        .map(|t| t.iter().map(|&i| Job::Reheader(i)).collect())
+        .collect();
+    let total_files =
+        (phase1.len() + phase2.len() + tiers.iter().map(Vec::len).sum::<usize>()) as u64;
     let total_bytes: u64 = plan.uploads.iter().map(|u| files[u.index].size).sum();
     let concurrency = target.max_concurrency;
     let shared = Arc::new(Shared {
@@ -188,6 +209,13 @@ pub async fn execute(
         .then(|| tokio::spawn(progress(shared.clone(), total_files, total_bytes)));
 
     run_jobs(&shared, phase1, concurrency).await;
+    for tier in tiers {
+        if !lock(&shared.result).failures.is_empty() || cancel.is_cancelled() {
+            lock(&shared.result).reheaders_held_back += tier.len();
+        } else {
+            run_jobs(&shared, tier, concurrency).await;
+        }
+    }
     let failed_first = !lock(&shared.result).failures.is_empty() || cancel.is_cancelled();
     if failed_first {
         lock(&shared.result).html_held_back = phase2.len();
@@ -819,6 +847,7 @@ mod tests {
     #[test]
     fn local_paths_print_relative_to_the_working_directory_as_aws_cli() {
         let cwd = Some(Path::new("/clone"));
+        // Expectations from Python's os.path.relpath(os.path.abspath(LOCAL_PATH)), as aws-cli.
         let cases = [
             ("dist", "dist"),
             ("dist/", "dist"),
@@ -826,17 +855,29 @@ mod tests {
             ("./a/../dist", "dist"),
             ("/clone/dist/", "dist"),
             ("/clone/./dist", "dist"),
-            ("/clone", ""),
-            (".", ""),
-            ("./", ""),
-            ("/elsewhere/dist", "/elsewhere/dist"),
+            ("/clone", "."),
+            (".", "."),
+            ("./", "."),
+            ("/elsewhere/dist", "../elsewhere/dist"),
             ("../sibling/dist", "../sibling/dist"),
-            ("/clone-2/dist", "/clone-2/dist"),
+            ("/clone-2/dist", "../clone-2/dist"),
+            ("/", ".."),
+            ("/clone/../../tmp/site", "../tmp/site"),
         ];
         for (local, want) in cases {
             assert_eq!(display_local_path(local, cwd), want, "{local}");
         }
+        let deep = Some(Path::new("/opt/atlassian/pipelines/agent/build"));
+        assert_eq!(
+            display_local_path("/tmp/site", deep),
+            "../../../../../tmp/site"
+        );
         assert_eq!(display_local_path("./dist", None), "./dist");
+        // aws-cli's relative_path: the folder's relative path, then the name.
+        assert_eq!(local_name(".", "a.css"), "./a.css");
+        assert_eq!(local_name(".", "sub/b.css"), "sub/b.css");
+        assert_eq!(local_name("dist", "sub/b.css"), "dist/sub/b.css");
+        assert_eq!(local_name("../site", "foo.txt"), "../site/foo.txt");
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! [`FINGERPRINT_KEY`] = a hash of the header settings (ACL, storage class, Cache-Control,
 //! Expires, Content-Encoding, Content-Type override and guessing, Content-Disposition,
 //! Content-Language, metadata, SSE, website redirect). When some objects are unchanged, the
-//! pipe HEADs one of them; if its fingerprint differs from the current settings', every
-//! unchanged object gets its headers re-applied with CopyObject (`MetadataDirective=REPLACE`),
-//! so no bytes are re-uploaded. When nothing changed, this costs one HEAD.
+//! pipe HEADs the least recently written one of each group; if its fingerprint differs from the
+//! current settings', it HEADs one object per kind of file ([`ActualHeaders`]), keeps the kinds
+//! that already have the wanted headers, and re-applies the others' with CopyObject
+//! (`MetadataDirective=REPLACE`), so no bytes are re-uploaded (see `sync::run` and
+//! `plan::sample_order`). When nothing changed, this costs one HEAD.
 
 use std::collections::HashMap;
 
@@ -206,6 +208,90 @@ pub fn for_file(rel: &str, group: &Group, encoding: Option<Compression>) -> Obje
     }
 }
 
+/// The headers an object actually has, as HeadObject reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActualHeaders {
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_language: Option<String>,
+    /// The `Expires` header as sent (an HTTP date).
+    pub expires: Option<String>,
+    /// User metadata; S3 lower-cases the names.
+    pub metadata: HashMap<String, String>,
+    pub storage_class: Option<String>,
+    pub sse: Option<String>,
+    pub sse_kms_key_id: Option<String>,
+    pub website_redirect: Option<String>,
+}
+
+impl ActualHeaders {
+    pub fn from_head(h: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Self {
+        let s = |v: Option<&str>| v.map(str::to_string);
+        ActualHeaders {
+            content_type: s(h.content_type()),
+            cache_control: s(h.cache_control()),
+            content_disposition: s(h.content_disposition()),
+            content_encoding: s(h.content_encoding()),
+            content_language: s(h.content_language()),
+            expires: s(h.expires_string()),
+            metadata: h.metadata().cloned().unwrap_or_default(),
+            storage_class: h.storage_class().map(|c| c.as_str().to_string()),
+            sse: h.server_side_encryption().map(|c| c.as_str().to_string()),
+            sse_kms_key_id: s(h.ssekms_key_id()),
+            website_redirect: s(h.website_redirect_location()),
+        }
+    }
+
+    /// The fingerprint this pipe wrote, if any.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.metadata.get(FINGERPRINT_KEY).map(String::as_str)
+    }
+
+    /// Whether the object already has exactly the headers `want` gives it (the fingerprint
+    /// aside), so that re-applying them would change nothing a client sees. What HeadObject
+    /// cannot show (an ACL) never matches: such objects are re-applied as before. Pure.
+    pub fn matches(&self, want: &ObjectHeaders) -> bool {
+        // S3 stores this type when a PUT names none (as aws-cli's and ours do).
+        const DEFAULT_TYPE: &str = "binary/octet-stream";
+        let standard = |c: Option<&str>| c.is_none_or(|c| c == "STANDARD");
+        let expires_secs = |e: &str| {
+            aws_smithy_types::DateTime::from_str(e, aws_smithy_types::date_time::Format::HttpDate)
+                .ok()
+                .map(|d| d.secs())
+        };
+        let lower = |m: &HashMap<String, String>| -> HashMap<String, String> {
+            m.iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case(FINGERPRINT_KEY))
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect()
+        };
+        want.acl.is_none()
+            && want.content_type.as_deref().unwrap_or(DEFAULT_TYPE)
+                == self.content_type.as_deref().unwrap_or(DEFAULT_TYPE)
+            && want.cache_control == self.cache_control
+            && want.content_disposition == self.content_disposition
+            && want.content_encoding == self.content_encoding
+            && want.content_language == self.content_language
+            && want.expires.map(|d| d.secs()) == self.expires.as_deref().and_then(expires_secs)
+            && lower(&want.metadata) == lower(&self.metadata)
+            && (standard(want.storage_class.as_ref().map(|c| c.as_str()))
+                && standard(self.storage_class.as_deref())
+                || want.storage_class.as_ref().map(|c| c.as_str()) == self.storage_class.as_deref())
+            // No SSE asked for: whatever the bucket's default encryption applied is fine.
+            && want
+                .sse
+                .as_ref()
+                .is_none_or(|s| Some(s.as_str()) == self.sse.as_deref())
+            && want
+                .sse_kms_key_id
+                .as_ref()
+                .is_none_or(|k| Some(k) == self.sse_kms_key_id.as_ref())
+            && want.website_redirect == self.website_redirect
+    }
+}
+
 /// Set every header on a PutObject, CreateMultipartUpload or CopyObject request builder.
 /// (Their builders share these setter names but no trait.)
 macro_rules! apply_headers {
@@ -322,6 +408,106 @@ mod tests {
             Some(Compression::Gzip),
         );
         assert_eq!(gz.content_encoding.as_deref(), Some("gzip"));
+    }
+
+    /// Objects written by `aws s3 sync` with the same settings have no fingerprint but the
+    /// same headers: they are adopted without a copy (issue 16, item 2).
+    #[test]
+    fn actual_headers_match_the_wanted_ones_field_by_field() {
+        let s = HeaderSettings {
+            guess_mime: true,
+            cache_control: Some("max-age=300".into()),
+            expires: Some("Thu, 31 Jan 2030 00:00:00 GMT".into()),
+            metadata: [("Team".to_string(), "web".to_string())].into(),
+            ..Default::default()
+        };
+        let want = for_file("a.css", &group(s.clone()), None);
+        let same = ActualHeaders {
+            content_type: Some("text/css".into()),
+            cache_control: Some("max-age=300".into()),
+            expires: Some("Thu, 31 Jan 2030 00:00:00 GMT".into()),
+            metadata: [("team".to_string(), "web".to_string())].into(),
+            // Bucket default encryption, not asked for: fine.
+            sse: Some("AES256".into()),
+            ..Default::default()
+        };
+        assert!(same.matches(&want));
+        assert_eq!(same.fingerprint(), None);
+        let differ: Vec<(&str, ActualHeaders)> = vec![
+            (
+                "type",
+                ActualHeaders {
+                    content_type: Some("text/plain".into()),
+                    ..same.clone()
+                },
+            ),
+            (
+                "cache",
+                ActualHeaders {
+                    cache_control: None,
+                    ..same.clone()
+                },
+            ),
+            (
+                "expires",
+                ActualHeaders {
+                    expires: Some("Fri, 01 Feb 2030 00:00:00 GMT".into()),
+                    ..same.clone()
+                },
+            ),
+            (
+                "meta",
+                ActualHeaders {
+                    metadata: HashMap::new(),
+                    ..same.clone()
+                },
+            ),
+            (
+                "encoding",
+                ActualHeaders {
+                    content_encoding: Some("gzip".into()),
+                    ..same.clone()
+                },
+            ),
+            (
+                "class",
+                ActualHeaders {
+                    storage_class: Some("STANDARD_IA".into()),
+                    ..same.clone()
+                },
+            ),
+            (
+                "redirect",
+                ActualHeaders {
+                    website_redirect: Some("/x".into()),
+                    ..same.clone()
+                },
+            ),
+        ];
+        for (what, actual) in differ {
+            assert!(!actual.matches(&want), "{what}");
+        }
+        // Untyped files: S3 stores binary/octet-stream, as for our own uploads.
+        let plain = HeaderSettings {
+            guess_mime: true,
+            ..Default::default()
+        };
+        let untyped = for_file("LICENSE", &group(plain.clone()), None);
+        let stored = ActualHeaders {
+            content_type: Some("binary/octet-stream".into()),
+            ..Default::default()
+        };
+        assert!(stored.matches(&untyped));
+        // An ACL cannot be seen with HeadObject: never adopted.
+        let acl = for_file(
+            "LICENSE",
+            &group(HeaderSettings {
+                acl: Some("public-read".into()),
+                ..plain
+            }),
+            None,
+        );
+        assert!(!stored.matches(&acl));
     }
 
     fn rule(pattern: &str) -> HeaderRule {

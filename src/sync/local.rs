@@ -36,8 +36,58 @@ pub struct Scan {
     pub files: Vec<LocalFile>,
     pub warnings: Vec<String>,
     /// Relative paths of files that exist but were skipped, and of skipped folders (ending in
-    /// `/`): their remote keys must never be deleted.
+    /// `/`; `""` for LOCAL_PATH itself): their remote keys, and every key below them, must
+    /// never be deleted.
     pub skipped: Vec<String>,
+    /// What could not be deployed (unreadable files and folders, special files, broken links,
+    /// loops, names that cannot be keys), and files deployed with an invalid modification time
+    /// (as aws-cli, which exits 2 for all of them): these fail the step unless
+    /// `ALLOW_SKIPPED_FILES`. Links that leave LOCAL_PATH are not here: skipping them is the
+    /// configured policy.
+    pub skipped_files: Vec<SkippedFile>,
+}
+
+/// A file or folder that was skipped (or deployed with a warning), for the `✖` line and the
+/// report.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedFile {
+    /// Relative to LOCAL_PATH, `/` separated; folders end in `/`; LOCAL_PATH itself is `./`.
+    pub path: String,
+    pub reason: String,
+}
+
+impl Scan {
+    /// Record a skipped file or folder: warn, protect its keys, and list it.
+    fn skip(&mut self, root: &Path, path: &Path, reason: String) {
+        self.warnings
+            .push(format!("Skipping {}: {reason}", path.display()));
+        let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
+        let shown = match rel_key(root, path) {
+            Some(rel) => {
+                let rel = if is_dir && !rel.is_empty() {
+                    format!("{rel}/")
+                } else {
+                    rel
+                };
+                self.skipped.push(rel.clone());
+                if rel.is_empty() {
+                    "./".to_string()
+                } else {
+                    rel
+                }
+            }
+            // Not UTF-8: no key can name it, so none can be protected.
+            None => path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .to_string_lossy()
+                .into_owned(),
+        };
+        self.skipped_files.push(SkippedFile {
+            path: shown,
+            reason,
+        });
+    }
 }
 
 /// Walk `root`. `root` must be a directory (config checked it).
@@ -60,14 +110,18 @@ pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
                     "symlink loop".to_string()
                 } else if err.io_error().map(|e| e.kind()) == Some(std::io::ErrorKind::NotFound) {
                     "broken symlink".to_string()
+                } else if let Some(e) = err.io_error() {
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        format!("folder is not readable ({e})")
+                    } else {
+                        e.to_string()
+                    }
                 } else {
-                    err.io_error()
-                        .map(|e| e.to_string())
-                        .unwrap_or_else(|| err.to_string())
+                    err.to_string()
                 };
-                out.warnings.push(format!("Skipping {path}: {why}"));
-                if let Some(rel) = err.path().and_then(|p| rel_key(root, p)) {
-                    out.skipped.push(rel);
+                match err.path() {
+                    Some(p) => out.skip(root, p, why),
+                    None => out.warnings.push(format!("Skipping {path}: {why}")),
                 }
                 continue;
             }
@@ -105,18 +159,19 @@ pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
             continue;
         }
         if !ft.is_file() {
-            out.warnings.push(format!(
-                "Skipping {}: not a regular file (socket, fifo or device)",
-                path.display()
-            ));
-            out.skipped.extend(rel_key(root, path));
+            out.skip(
+                root,
+                path,
+                "not a regular file (socket, fifo or device)".to_string(),
+            );
             continue;
         }
         let Some(rel) = rel_key(root, path) else {
-            out.warnings.push(format!(
-                "Skipping {}: the name is not valid UTF-8, so it cannot be an S3 key",
-                path.display()
-            ));
+            out.skip(
+                root,
+                path,
+                "the name is not valid UTF-8, so it cannot be an S3 key".to_string(),
+            );
             continue;
         };
         if !filters.is_included(&rel) {
@@ -125,24 +180,30 @@ pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
         let meta = match entry.metadata() {
             Ok(m) => m,
             Err(e) => {
-                out.warnings
-                    .push(format!("Skipping {}: {e}", path.display()));
+                out.skip(root, path, e.to_string());
                 continue;
             }
         };
         if let Err(e) = std::fs::File::open(path) {
-            out.warnings.push(format!(
-                "Skipping {}: file is not readable ({e})",
-                path.display()
-            ));
-            out.skipped.push(rel);
+            out.skip(root, path, format!("file is not readable ({e})"));
             continue;
+        }
+        let mut mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if !aws_cli_can_read(mtime) {
+            // aws-cli warns, compares with 1970-01-01 instead, uploads the file, and exits 2.
+            let reason = "invalid modification time (outside the years 1 to 9999): deployed with 1970-01-01 as its time, as aws-cli does".to_string();
+            out.warnings.push(format!("{}: {reason}", path.display()));
+            out.skipped_files.push(SkippedFile {
+                path: rel.clone(),
+                reason,
+            });
+            mtime = SystemTime::UNIX_EPOCH;
         }
         out.files.push(LocalFile {
             rel,
             path: path.to_path_buf(),
             size: meta.len(),
-            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            mtime,
             group: 0,
             encoding: None,
             source_size: meta.len(),
@@ -150,6 +211,19 @@ pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
     }
     out.files.sort_by(|a, b| a.rel.cmp(&b.rel));
     out
+}
+
+/// Seconds since 1970 of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the times Python's
+/// `datetime.fromtimestamp` can represent. aws-cli calls a file's time outside them invalid.
+const PYTHON_TIME_RANGE: (i64, i64) = (-62_135_596_800, 253_402_300_799);
+
+/// Whether aws-cli can read this modification time (see [`PYTHON_TIME_RANGE`]).
+fn aws_cli_can_read(t: SystemTime) -> bool {
+    let secs = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    };
+    (PYTHON_TIME_RANGE.0..=PYTHON_TIME_RANGE.1).contains(&secs)
 }
 
 /// `root/a/b.css` → `a/b.css`.
@@ -224,6 +298,69 @@ mod tests {
         let none = scan(dir.path(), SymlinkPolicy::Never, &Filters::default());
         let rels: Vec<_> = none.files.iter().map(|f| f.rel.as_str()).collect();
         assert_eq!(rels, vec!["real/a.txt"]);
+    }
+
+    #[test]
+    fn python_time_range() {
+        use std::time::Duration;
+        let at = |s: i64| {
+            if s >= 0 {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(s.unsigned_abs())
+            } else {
+                SystemTime::UNIX_EPOCH - Duration::from_secs(s.unsigned_abs())
+            }
+        };
+        for (secs, ok) in [
+            (0, true),
+            (1_700_000_000, true),
+            (253_402_300_799, true),
+            (253_402_300_800, false),
+            (300_000_000_000, false),
+            (-62_135_596_800, true),
+            (-62_135_596_801, false),
+        ] {
+            assert_eq!(aws_cli_can_read(at(secs)), ok, "{secs}");
+        }
+    }
+
+    /// A file whose time aws-cli cannot read is deployed (with 1970 as its time) and listed, so
+    /// that the step fails as aws-cli's exit 2 would. ext4 stores no time past 2446: the test
+    /// uses tmpfs (/dev/shm) where it can, and says so when it cannot.
+    #[test]
+    fn a_file_with_an_invalid_time_is_deployed_and_listed() {
+        use std::time::Duration;
+        let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("SKIPPED: no /dev/shm to hold a time past the year 9999");
+            return;
+        };
+        write(dir.path(), "future.txt", b"f");
+        write(dir.path(), "ok.txt", b"o");
+        let future = SystemTime::UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        let f = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("future.txt"))
+            .expect("open");
+        f.set_modified(future).expect("set mtime");
+        drop(f);
+        let stored = std::fs::metadata(dir.path().join("future.txt"))
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        if stored != future {
+            eprintln!("SKIPPED: this file system does not keep a time past the year 9999");
+            return;
+        }
+        let s = scan(dir.path(), SymlinkPolicy::FollowInside, &Filters::default());
+        let rels: Vec<_> = s.files.iter().map(|f| f.rel.as_str()).collect();
+        assert_eq!(rels, vec!["future.txt", "ok.txt"]);
+        assert_eq!(s.files[0].mtime, SystemTime::UNIX_EPOCH);
+        assert_eq!(s.skipped_files.len(), 1);
+        assert_eq!(s.skipped_files[0].path, "future.txt");
+        assert!(
+            s.skipped_files[0]
+                .reason
+                .contains("invalid modification time")
+        );
+        assert!(s.skipped.is_empty(), "deployed, so nothing to protect");
     }
 
     #[test]

@@ -128,8 +128,14 @@ pub struct SyncOutcome {
     pub failures: Vec<(String, String)>,
     pub html_held_back: usize,
     pub deletes_held_back: usize,
+    /// Header re-applies not started because an earlier operation failed (the next run does
+    /// them: see `plan::sample_order`).
+    pub reheaders_held_back: usize,
     /// Bytes not sent thanks to precompression (uploaded files only).
     pub compression_saved: u64,
+    /// Local files and folders that were skipped or need attention (see
+    /// `local::Scan::skipped_files`).
+    pub skipped: Vec<local::SkippedFile>,
 }
 
 impl SyncOutcome {
@@ -251,11 +257,16 @@ pub async fn run(
         .into_iter()
         .partition(|f| prefix_len + f.rel.len() <= MAX_KEY_BYTES);
     for f in too_long {
-        scan.warnings.push(format!(
-            "Skipping {}: its key would be {} bytes, more than S3's limit of {MAX_KEY_BYTES}",
-            f.path.display(),
+        let reason = format!(
+            "its key would be {} bytes, more than S3's limit of {MAX_KEY_BYTES}",
             prefix_len + f.rel.len()
-        ));
+        );
+        scan.warnings
+            .push(format!("Skipping {}: {reason}", f.path.display()));
+        scan.skipped_files.push(local::SkippedFile {
+            path: f.rel.clone(),
+            reason,
+        });
         scan.skipped.push(f.rel);
     }
     for w in &scan.warnings {
@@ -333,35 +344,70 @@ pub async fn run(
         filters: &cfg.filters,
         protected: &scan.skipped,
     });
-    the_plan.check_guards(files.len(), remote.len(), cfg.delete, cfg.max_delete)?;
+    the_plan.check_guards(files.len(), remote.len(), cfg.max_delete)?;
 
-    // One HEAD per header group among the unchanged objects: when its fingerprint differs
-    // from the current settings, that group's unchanged objects get their headers re-applied.
-    let mut stale = vec![false; groups.len()];
-    let mut sampled = vec![false; groups.len()];
-    for &i in &the_plan.unchanged {
-        let g = files[i].group;
-        if sampled[g] {
+    // Are the unchanged objects' headers what the settings give them? One HEAD per header
+    // group, of its least recently written object (see `plan::sample_order`): its fingerprint
+    // matches when the group is up to date. Otherwise, one HEAD per header class (same group,
+    // same Content-Type and Content-Encoding): a class whose sample has the current
+    // fingerprint is done; one whose sample has no fingerprint (written by another tool, e.g.
+    // `aws s3 sync` before a migration) but already has exactly the wanted headers is adopted
+    // as it is; the others get their headers re-applied, samples last (see `execute`).
+    let order = plan::sample_order(&the_plan.unchanged, &files, &remote);
+    let mut group_samples: Vec<Option<usize>> = vec![None; groups.len()];
+    for &i in &order {
+        group_samples[files[i].group].get_or_insert(i);
+    }
+    // What HeadObject cannot show (grants) could differ: such objects are never adopted.
+    let adoptable = cfg.request_extras.grants.is_empty();
+    let mut heads: std::collections::HashMap<usize, headers::ActualHeaders> =
+        std::collections::HashMap::new();
+    let mut check_group = vec![false; groups.len()];
+    for (g, sample) in group_samples.iter().enumerate() {
+        let Some(i) = *sample else { continue };
+        let actual = head_headers(&client, cfg, &files[i].rel).await?;
+        check_group[g] = actual.fingerprint() != Some(groups[g].fingerprint.as_str());
+        heads.insert(i, actual);
+    }
+    // Only when a group is not up to date: its kinds of file (the group's sample heads the
+    // first of them, so its HEAD is reused).
+    let classes = if check_group.iter().any(|c| *c) {
+        plan::header_classes(&order, &files, |i| {
+            let f = &files[i];
+            let h = headers::for_file(&f.rel, &groups[f.group], f.encoding);
+            (h.content_type, h.content_encoding)
+        })
+    } else {
+        Vec::new()
+    };
+    let mut stale_classes = Vec::new();
+    let mut adopted = 0;
+    for class in classes.iter().filter(|c| check_group[c.group]) {
+        let i = class.members[0];
+        let actual = match heads.remove(&i) {
+            Some(a) => a,
+            None => head_headers(&client, cfg, &files[i].rel).await?,
+        };
+        let group = &groups[class.group];
+        if actual.fingerprint() == Some(group.fingerprint.as_str()) {
             continue;
         }
-        sampled[g] = true;
-        let key = format!("{}{}", cfg.prefix, files[i].rel);
-        let head = client
-            .head_object()
-            .bucket(&cfg.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| SyncError::from_sdk("head", &cfg.bucket, Some(&key), e))?;
-        let theirs = head
-            .metadata()
-            .and_then(|m| m.get(headers::FINGERPRINT_KEY))
-            .map(String::as_str);
-        stale[g] = theirs != Some(groups[g].fingerprint.as_str());
+        let want = headers::for_file(&files[i].rel, group, files[i].encoding);
+        if adoptable && actual.fingerprint().is_none() && actual.matches(&want) {
+            adopted += class.members.len();
+        } else {
+            stale_classes.push(class);
+        }
     }
-    if stale.iter().any(|s| *s) {
+    if adopted > 0 {
+        out.info(format!(
+            "{adopted} unchanged object(s) written by another tool (no header fingerprint) already have the wanted headers: kept as they are"
+        ));
+    }
+    if !stale_classes.is_empty() {
         let before = the_plan.unchanged.len();
-        the_plan.mark_headers_stale(&files, |i| stale[files[i].group]);
+        let sentinels: Vec<usize> = group_samples.iter().flatten().copied().collect();
+        the_plan.mark_classes_stale(&files, &stale_classes, &sentinels);
         out.info(format!(
             "Header settings changed since the last deploy: re-applying headers to {} unchanged object(s) without re-uploading",
             before - the_plan.unchanged.len()
@@ -376,7 +422,7 @@ pub async fn run(
     out.info(format!(
         "Plan: {} to upload, {} to re-header, {} unchanged, {} to delete ({} local files, {} remote objects)",
         the_plan.uploads.len(),
-        the_plan.reheaders.len(),
+        the_plan.reheaders.len() + the_plan.reheader_samples.len() + the_plan.reheader_sentinels.len(),
         the_plan.unchanged.len(),
         the_plan.deletes.len(),
         files.len(),
@@ -428,9 +474,28 @@ pub async fn run(
         failures: done.failures,
         html_held_back: done.html_held_back,
         deletes_held_back: done.deletes_held_back,
+        reheaders_held_back: done.reheaders_held_back,
         compression_saved,
+        skipped: scan.skipped_files,
     };
     Ok(outcome)
+}
+
+/// The headers of one object (HeadObject).
+async fn head_headers(
+    client: &Client,
+    cfg: &SyncConfig,
+    rel: &str,
+) -> Result<headers::ActualHeaders, SyncError> {
+    let key = format!("{}{rel}", cfg.prefix);
+    let head = client
+        .head_object()
+        .bucket(&cfg.bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| SyncError::from_sdk("head", &cfg.bucket, Some(&key), e))?;
+    Ok(headers::ActualHeaders::from_head(&head))
 }
 
 /// Compress what the rules ask to compress, then hash the small files (checksum mode) until

@@ -23,7 +23,9 @@ pub struct PlanInput<'a> {
     pub mode: CompareMode,
     pub delete: bool,
     pub filters: &'a Filters,
-    /// Relative paths of local files that exist but were skipped (unreadable, …): never deleted.
+    /// Relative paths of local files and folders that exist but were skipped (unreadable, …):
+    /// neither they nor any key below them are deleted. A trailing `/` is allowed but not
+    /// needed; `""` (LOCAL_PATH itself could not be read) protects every key.
     pub protected: &'a [String],
 }
 
@@ -43,6 +45,12 @@ pub struct Plan {
     pub uploads: Vec<Upload>,
     /// Indexes of unchanged local files whose headers must be re-applied (CopyObject).
     pub reheaders: Vec<usize>,
+    /// Re-applied only once every upload and re-header above succeeded: the sampled object of
+    /// each stale header class (see [`header_classes`]).
+    pub reheader_samples: Vec<usize>,
+    /// Re-applied last, once everything above succeeded: the sampled object of each stale
+    /// header group. So a fresh group sample means that the whole group was done.
+    pub reheader_sentinels: Vec<usize>,
     /// Indexes of unchanged local files.
     pub unchanged: Vec<usize>,
     /// Remote keys (relative to the prefix) to delete, sorted.
@@ -55,13 +63,22 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     #[error(
-        "LOCAL_PATH has no files to upload and deletes are on: this would delete all {remote} objects under the target. Check the build output folder, or turn DELETE_FLAG off"
+        "LOCAL_PATH has no files to upload (after the filters) and deletes are on: this would delete {} under the target. Check the build output folder and the filters, or turn DELETE_FLAG off", share(*.deletes, *.remote)
     )]
-    EmptySource { remote: usize },
+    EmptySource { deletes: usize, remote: usize },
     #[error(
         "this run would delete {deletes} objects, more than MAX_DELETE={max}: nothing was changed. Check LOCAL_PATH and the filters, or raise MAX_DELETE"
     )]
     TooManyDeletes { deletes: usize, max: u64 },
+}
+
+/// `all 3 objects`, `1 of the 3 objects`.
+fn share(part: usize, whole: usize) -> String {
+    if part == whole {
+        format!("all {whole} objects")
+    } else {
+        format!("{part} of the {whole} objects")
+    }
 }
 
 /// Compute the plan. Pure.
@@ -117,11 +134,18 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     out
 }
 
-/// A key is protected when its local file was skipped, or it lies below a skipped folder.
+/// A key is protected when its local file or folder was skipped, or it lies below one. The
+/// skipped path's kind does not matter (a skipped folder may be recorded without its `/`, a
+/// broken link may have pointed at a folder): keeping a key is always the safe side.
 fn is_protected(protected: &[String], rel: &str) -> bool {
-    protected
-        .iter()
-        .any(|p| p == rel || (p.ends_with('/') && rel.starts_with(p.as_str())))
+    protected.iter().any(|p| {
+        let p = p.trim_end_matches('/');
+        p.is_empty()
+            || rel == p
+            || rel
+                .strip_prefix(p)
+                .is_some_and(|below| below.starts_with('/'))
+    })
 }
 
 fn push_upload(
@@ -144,22 +168,93 @@ fn push_upload(
     }
 }
 
+/// The unchanged files in the order the header check samples them: least recently written
+/// first (the object's LastModified, then its key). An interrupted or failed re-apply leaves
+/// untouched objects older than every object it wrote (a copy or an upload sets LastModified),
+/// so the next run samples one it did not reach. Pure.
+pub fn sample_order(
+    unchanged: &[usize],
+    local: &[LocalFile],
+    remote: &[RemoteObject],
+) -> Vec<usize> {
+    let written = |i: usize| {
+        remote
+            .binary_search_by(|r| r.rel.as_str().cmp(local[i].rel.as_str()))
+            .ok()
+            .map_or(i64::MIN, |j| remote[j].last_modified)
+    };
+    let mut order = unchanged.to_vec();
+    order.sort_by(|&a, &b| {
+        written(a)
+            .cmp(&written(b))
+            .then_with(|| local[a].rel.cmp(&local[b].rel))
+    });
+    order
+}
+
+/// Unchanged objects of one header group that get the same headers (the Content-Type and
+/// Content-Encoding vary by file; everything else is the group's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderClass {
+    pub group: usize,
+    /// In sample order: `members[0]` is the one whose headers are read.
+    pub members: Vec<usize>,
+}
+
+/// Split `order` (see [`sample_order`]) into header classes by `key`, in order of first
+/// appearance; the first class of each group holds the group's sample. Pure.
+pub fn header_classes<K: Eq + std::hash::Hash>(
+    order: &[usize],
+    local: &[LocalFile],
+    key: impl Fn(usize) -> K,
+) -> Vec<HeaderClass> {
+    let mut index: std::collections::HashMap<(usize, K), usize> = std::collections::HashMap::new();
+    let mut out: Vec<HeaderClass> = Vec::new();
+    for &i in order {
+        let group = local[i].group;
+        let n = *index.entry((group, key(i))).or_insert_with(|| {
+            out.push(HeaderClass {
+                group,
+                members: Vec::new(),
+            });
+            out.len() - 1
+        });
+        out[n].members.push(i);
+    }
+    out
+}
+
 impl Plan {
-    /// The header settings of some groups changed: the unchanged objects for which `stale`
-    /// holds get their headers re-applied; above CopyObject's 5 GiB limit they are re-uploaded. Pure.
-    pub fn mark_headers_stale(&mut self, local: &[LocalFile], stale: impl Fn(usize) -> bool) {
-        let (stale_ones, fresh): (Vec<usize>, Vec<usize>) = std::mem::take(&mut self.unchanged)
-            .into_iter()
-            .partition(|&i| stale(i));
-        self.unchanged = fresh;
+    /// Some header classes are stale: their unchanged objects get their headers re-applied;
+    /// above CopyObject's 5 GiB limit they are re-uploaded. Each class's sample goes to
+    /// `reheader_samples`, and a sample that is also its group's (in `group_samples`) to
+    /// `reheader_sentinels`, so that both are written only after the rest. Pure.
+    pub fn mark_classes_stale(
+        &mut self,
+        local: &[LocalFile],
+        stale: &[&HeaderClass],
+        group_samples: &[usize],
+    ) {
         let mut big = Vec::new();
-        for i in stale_ones {
-            if local[i].size > COPY_LIMIT {
-                big.push(i);
-            } else {
-                self.reheaders.push(i);
+        let mut gone = std::collections::HashSet::new();
+        for class in stale {
+            for (n, &i) in class.members.iter().enumerate() {
+                gone.insert(i);
+                if local[i].size > COPY_LIMIT {
+                    big.push(i);
+                } else if n > 0 {
+                    self.reheaders.push(i);
+                } else if group_samples.contains(&i) {
+                    self.reheader_sentinels.push(i);
+                } else {
+                    self.reheader_samples.push(i);
+                }
             }
         }
+        self.unchanged.retain(|i| !gone.contains(i));
+        self.reheaders.sort_unstable();
+        self.reheader_samples.sort_unstable();
+        self.reheader_sentinels.sort_unstable();
         if !big.is_empty() {
             let mut html = Vec::new();
             let mut rest = Vec::new();
@@ -177,16 +272,19 @@ impl Plan {
         }
     }
 
-    /// The safety guards, checked before anything is touched.
+    /// The safety guards, checked before anything is touched. The empty-source guard looks at
+    /// the planned deletes: with no local file left after the filters, a run that would delete
+    /// something is refused; one that deletes nothing (`--exclude '*'`: excluded keys are never
+    /// deleted) goes ahead, as in aws-cli.
     pub fn check_guards(
         &self,
         local_files: usize,
         remote_objects: usize,
-        delete: bool,
         max_delete: Option<u64>,
     ) -> Result<(), GuardError> {
-        if delete && local_files == 0 && remote_objects > 0 {
+        if local_files == 0 && !self.deletes.is_empty() {
             return Err(GuardError::EmptySource {
+                deletes: self.deletes.len(),
                 remote: remote_objects,
             });
         }
@@ -451,7 +549,11 @@ mod tests {
             unchanged: vec![0, 1],
             ..Default::default()
         };
-        p.mark_headers_stale(&local, |_| true);
+        let class = HeaderClass {
+            group: 0,
+            members: vec![1, 0],
+        };
+        p.mark_classes_stale(&local, &[&class], &[]);
         assert_eq!(p.reheaders, vec![0]);
         assert_eq!(
             p.uploads.iter().map(|u| u.index).collect::<Vec<_>>(),
@@ -460,21 +562,170 @@ mod tests {
         assert!(p.unchanged.is_empty());
     }
 
+    /// The least recently written object is sampled, so an interrupted re-apply (which writes
+    /// the others first and the sample last) is seen by the next run (issue 15, item 2).
     #[test]
-    fn guards() {
-        let p = Plan {
-            deletes: vec!["a".into(), "b".into()],
+    fn samples_are_the_least_recently_written_and_are_re_applied_last() {
+        let mut local = vec![
+            lf("a.css", 1, 0),
+            lf("b.css", 1, 0),
+            lf("c.js", 1, 0),
+            lf("d.css", 1, 0),
+            lf("e.html", 1, 0),
+            lf("gone", 1, 0),
+        ];
+        local[4].group = 1;
+        // a.css was re-applied by a run that stopped before b.css and d.css; e.html is alone in
+        // its group. `gone` has no object (cannot happen for unchanged files: sorts first).
+        let remote = vec![
+            ro("a.css", 1, A, 200),
+            ro("b.css", 1, A, 100),
+            ro("c.js", 1, A, 100),
+            ro("d.css", 1, A, 100),
+            ro("e.html", 1, A, 50),
+        ];
+        let order = sample_order(&[0, 1, 2, 3, 4], &local, &remote);
+        assert_eq!(order, vec![4, 1, 2, 3, 0]);
+        assert_eq!(sample_order(&[5, 0], &local, &remote), vec![5, 0]);
+
+        let ext = |i: usize| local[i].rel.rsplit('.').next().unwrap_or("").to_string();
+        let classes = header_classes(&order, &local, ext);
+        assert_eq!(
+            classes,
+            vec![
+                HeaderClass {
+                    group: 1,
+                    members: vec![4]
+                },
+                HeaderClass {
+                    group: 0,
+                    members: vec![1, 3, 0]
+                },
+                HeaderClass {
+                    group: 0,
+                    members: vec![2]
+                },
+            ]
+        );
+        // Group samples: e.html (group 1) and b.css (group 0).
+        let mut p = Plan {
+            unchanged: vec![0, 1, 2, 3, 4],
             ..Default::default()
         };
-        assert_eq!(
-            p.check_guards(1, 3, true, Some(1)),
-            Err(GuardError::TooManyDeletes { deletes: 2, max: 1 })
+        p.mark_classes_stale(&local, &[&classes[1], &classes[2]], &[4, 1]);
+        assert_eq!(p.reheaders, vec![0, 3], "the rest of the css class first");
+        assert_eq!(p.reheader_samples, vec![2], "then the js class's sample");
+        assert_eq!(p.reheader_sentinels, vec![1], "the group's sample last");
+        assert_eq!(p.unchanged, vec![4]);
+    }
+
+    #[test]
+    fn guards() {
+        let p = |deletes: &[&str]| Plan {
+            deletes: deletes.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        };
+        /// (name, plan's deletes, local files, remote objects, MAX_DELETE, outcome)
+        type Case = (
+            &'static str,
+            Plan,
+            usize,
+            usize,
+            Option<u64>,
+            Result<(), GuardError>,
         );
-        assert_eq!(p.check_guards(1, 3, true, Some(2)), Ok(()));
-        assert_eq!(
-            p.check_guards(0, 3, true, None),
-            Err(GuardError::EmptySource { remote: 3 })
-        );
-        assert_eq!(p.check_guards(0, 0, true, None), Ok(()));
+        let cases: Vec<Case> = vec![
+            (
+                "over MAX_DELETE",
+                p(&["a", "b"]),
+                1,
+                3,
+                Some(1),
+                Err(GuardError::TooManyDeletes { deletes: 2, max: 1 }),
+            ),
+            ("at MAX_DELETE", p(&["a", "b"]), 1, 3, Some(2), Ok(())),
+            (
+                "empty source deleting everything",
+                p(&["a", "b", "c"]),
+                0,
+                3,
+                None,
+                Err(GuardError::EmptySource {
+                    deletes: 3,
+                    remote: 3,
+                }),
+            ),
+            (
+                "empty source deleting what the filters include",
+                p(&["a"]),
+                0,
+                3,
+                None,
+                Err(GuardError::EmptySource {
+                    deletes: 1,
+                    remote: 3,
+                }),
+            ),
+            // --exclude '*' (or deletes off): nothing planned, nothing to guard against.
+            (
+                "empty source, nothing to delete",
+                p(&[]),
+                0,
+                3,
+                None,
+                Ok(()),
+            ),
+            ("empty source, empty target", p(&[]), 0, 0, None, Ok(())),
+        ];
+        for (name, plan, local, remote, max, want) in cases {
+            assert_eq!(plan.check_guards(local, remote, max), want, "{name}");
+        }
+        let all = GuardError::EmptySource {
+            deletes: 3,
+            remote: 3,
+        };
+        assert!(all.to_string().contains("would delete all 3 objects under"));
+        let some = GuardError::EmptySource {
+            deletes: 1,
+            remote: 3,
+        };
+        assert!(some.to_string().contains("would delete 1 of the 3 objects"));
+    }
+
+    /// Keys below a skipped folder are never deleted, whether or not the folder was recorded
+    /// with its trailing `/` (issue 16: `locked` protected nothing below it).
+    #[test]
+    fn protection_table() {
+        // (protected, key, protected?)
+        let cases = [
+            (&["locked"][..], "locked/b.txt", true),
+            (&["locked/"], "locked/b.txt", true),
+            (&["locked"], "locked/deep/c.txt", true),
+            (&["locked"], "locked", true),
+            (&["locked"], "lockedx", false),
+            (&["locked"], "locked.txt", false),
+            (&["locked/"], "lockedx/b.txt", false),
+            (&["a/locked"], "a/locked/b", true),
+            (&["a/locked"], "a/b", false),
+            (&["file.txt"], "file.txt", true),
+            (&[""], "anything/at/all", true),
+            (&["/"], "x", true),
+            (&[], "x", false),
+        ];
+        for (protected, key, want) in cases {
+            let protected: Vec<String> = protected.iter().map(|s| s.to_string()).collect();
+            assert_eq!(is_protected(&protected, key), want, "{protected:?} {key}");
+            let remote = vec![ro(key, 1, A, 1)];
+            let p = plan(&PlanInput {
+                local: &[],
+                remote: &remote,
+                digests: &[],
+                mode: CompareMode::Checksum,
+                delete: true,
+                filters: &Filters::default(),
+                protected: &protected,
+            });
+            assert_eq!(p.deletes.is_empty(), want, "{protected:?} {key}");
+        }
     }
 }

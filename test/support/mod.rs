@@ -580,3 +580,106 @@ impl Drop for TlsMoto {
         let _ = self.child.wait();
     }
 }
+
+/// How to run the pipe as a user who cannot read a mode-000 file or folder. CI runs as root,
+/// where permissions stop nothing, so there the pipe runs as `nobody` (uid/gid 65534) through
+/// `setpriv` (util-linux) or, failing that, `runuser`.
+#[derive(Debug, Clone)]
+pub enum Unprivileged {
+    /// This process is not root: run the pipe directly.
+    AlreadyUnprivileged,
+    /// Prefix the pipe's command line with these words.
+    Via(Vec<String>),
+}
+
+/// The way to run as an unprivileged user here, or why there is none (the test then skips,
+/// saying so).
+pub fn unprivileged() -> Result<Unprivileged, String> {
+    let uid = Command::new("id")
+        .arg("-u")
+        .output()
+        .map_err(|e| format!("id -u: {e}"))?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Ok(Unprivileged::AlreadyUnprivileged);
+    }
+    let candidates: [Vec<&str>; 2] = [
+        vec![
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ],
+        vec!["runuser", "-u", "nobody", "--"],
+    ];
+    for words in candidates {
+        let works = Command::new(words[0])
+            .args(&words[1..])
+            .arg("true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if works {
+            return Ok(Unprivileged::Via(
+                words.iter().map(|w| w.to_string()).collect(),
+            ));
+        }
+    }
+    Err("running as root, and neither `setpriv` nor `runuser` can switch to uid 65534".into())
+}
+
+/// Run the pipe as an unprivileged user (see [`unprivileged`]), from `/`. `readable` (a
+/// temporary folder, created 0700) is opened to everyone; the folders a test creates in it are
+/// 0755 already, so only what the test locks is unreadable.
+pub fn run_pipe_unprivileged(how: &Unprivileged, vars: &[(&str, &str)], readable: &Path) -> Run {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(readable)
+        .expect("stat")
+        .permissions()
+        .mode();
+    std::fs::set_permissions(readable, std::fs::Permissions::from_mode(mode | 0o755))
+        .expect("chmod");
+    let base = pipe_command(vars, Some(Path::new("/")));
+    let bin = world_runnable_binary();
+    let mut cmd = match how {
+        Unprivileged::AlreadyUnprivileged => base,
+        Unprivileged::Via(words) => {
+            let mut c = Command::new(&words[0]);
+            c.args(&words[1..]).arg(&bin.1).args(base.get_args());
+            c.env_clear();
+            for (k, v) in base.get_envs() {
+                if let Some(v) = v {
+                    c.env(k, v);
+                }
+            }
+            c.current_dir("/").stdin(Stdio::null());
+            c
+        }
+    };
+    let out = cmd.output().expect("run pipe unprivileged");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The pipe binary where any user can run it (returned with the folder that holds it, which
+/// removes it when dropped): the build folder may lie below a home folder other users cannot
+/// enter (CI's clone of the repository, for one). A hard link where it can (the debug binary
+/// is hundreds of MB), else a copy.
+fn world_runnable_binary() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("s3-deploy-pipe-bin")
+        .tempdir()
+        .expect("tmp");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = dir.path().join("s3-deploy-pipe");
+    let original = env!("CARGO_BIN_EXE_s3-deploy-pipe");
+    if std::fs::hard_link(original, &bin).is_err() {
+        std::fs::copy(original, &bin).expect("copy the binary");
+    }
+    (dir, bin)
+}
