@@ -254,10 +254,12 @@ grep -qiE 'UnknownIssuer|unknown ?issuer|invalid peer certificate' "$work/c1.log
 if grep -qiE 'native root CA certificate|no native root' "$work/c1.log"; then
   fail "the image's CA bundle did not load: $(grep -iE 'native root' "$work/c1.log")"
 fi
-# Control: the same check does see a bundle that cannot be read.
+# Control: the same check does see a bundle with no certificate in it (a missing file is a
+# configuration error of its own, exit 2, before any HTTPS client is built).
+: >"$work/empty.pem"
 code=0
-run_image -- AWS_ENDPOINT_URL="$endpoint" S3_BUCKET=image-tls DEBUG=true \
-  SSL_CERT_FILE=/nonexistent.pem >"$work/c0.log" 2>&1 || code=$?
+run_image -v "$work/empty.pem:/run/empty.pem:ro" -- AWS_ENDPOINT_URL="$endpoint" \
+  S3_BUCKET=image-tls DEBUG=true SSL_CERT_FILE=/run/empty.pem >"$work/c0.log" 2>&1 || code=$?
 grep -iE -m1 'native root CA certificate|no native root' "$work/c0.log" ||
   fail "control: a missing bundle went unnoticed, so the check above proves nothing"
 # c2. The private CA, mounted and named by SSL_CERT_FILE: the deploy goes through over TLS.

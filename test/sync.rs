@@ -1325,3 +1325,45 @@ fn aws_errors_name_the_missing_bucket_or_permission() {
         .assert_contains("s3:PutObjectAcl");
     assert!(stage.keys().is_empty());
 }
+
+/// An S3-compatible store named by host name (MinIO at `http://minio:9000`, an emulator at
+/// `localhost`), set up as a migrating aws-cli user does: `--endpoint-url` and nothing else.
+/// aws-cli addresses such a store by path; so must the pipe, or `bucket.localhost` fails in DNS.
+#[test]
+fn a_custom_endpoint_by_host_name_is_addressed_by_path_as_aws_cli_does() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    create_bucket(&moto.url(), "by-name");
+    let dir = site(&[("index.html", b"<h1>hi</h1>"), ("a/b.css", b"b{}")]);
+    let endpoint = format!("http://localhost:{}", proxy.port());
+    let vars: Vec<(&str, String)> = key_vars(&endpoint)
+        .into_iter()
+        .filter(|(k, _)| *k != "S3_FORCE_PATH_STYLE" && *k != "AWS_ENDPOINT_URL")
+        .chain([
+            ("S3_BUCKET", "by-name".to_string()),
+            ("LOCAL_PATH", dir.path().display().to_string()),
+            ("EXTRA_ARGS", format!("--endpoint-url {endpoint}")),
+        ])
+        .collect();
+    run_pipe(&as_refs(&vars)).assert_code(0);
+    assert_eq!(
+        keys(&moto.url(), "by-name"),
+        strings(&["a/b.css", "index.html"])
+    );
+    let reqs = proxy.requests();
+    assert!(!reqs.is_empty());
+    for r in &reqs {
+        assert!(
+            r.path.starts_with("/by-name"),
+            "path-style request expected: {} {}",
+            r.method,
+            r.path
+        );
+        let host = r
+            .headers
+            .iter()
+            .find(|(k, _)| k == "host")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(host, Some(format!("localhost:{}", proxy.port()).as_str()));
+    }
+}

@@ -427,6 +427,66 @@ mod tests {
     }
 
     #[test]
+    fn path_style_follows_the_endpoint_unless_set() {
+        let path_style = |extra: &[(&str, &str)]| {
+            let mut v = vec![("S3_BUCKET", "bkt"), ("LOCAL_PATH", ".")];
+            v.extend_from_slice(extra);
+            resolve(&v).expect("valid").sync.map(|s| s.force_path_style)
+        };
+        assert_eq!(path_style(&[]), Some(false), "AWS: virtual-hosted");
+        for endpoint in [
+            "http://localhost:9000",
+            "http://minio:9000/",
+            "https://storage.example.com",
+            "http://127.0.0.1:5000",
+        ] {
+            assert_eq!(
+                path_style(&[("AWS_ENDPOINT_URL", endpoint)]),
+                Some(true),
+                "{endpoint}"
+            );
+        }
+        for endpoint in [
+            "https://s3.eu-west-1.amazonaws.com",
+            "https://s3.cn-north-1.amazonaws.com.cn",
+            "https://s3.dualstack.us-east-1.api.aws",
+            "https://bucket.vpce-1a2b.s3.us-east-1.vpce.amazonaws.com:443/",
+        ] {
+            assert_eq!(
+                path_style(&[("AWS_ENDPOINT_URL", endpoint)]),
+                Some(false),
+                "{endpoint}"
+            );
+        }
+        assert_eq!(
+            path_style(&[("AWS_ENDPOINT_URL_S3", "http://minio:9000")]),
+            Some(true)
+        );
+        assert_eq!(
+            path_style(&[("EXTRA_ARGS", "--endpoint-url http://minio:9000")]),
+            Some(true),
+            "the aws-cli flag counts too"
+        );
+        assert_eq!(
+            path_style(&[
+                ("AWS_ENDPOINT_URL", "http://localhost:9000"),
+                ("S3_FORCE_PATH_STYLE", "false")
+            ]),
+            Some(false),
+            "an explicit setting wins"
+        );
+        assert_eq!(path_style(&[("S3_FORCE_PATH_STYLE", "true")]), Some(true));
+        assert_eq!(
+            problems_for(&[
+                ("S3_BUCKET", "bkt"),
+                ("LOCAL_PATH", "."),
+                ("S3_FORCE_PATH_STYLE", "sometimes")
+            ]),
+            vec!["S3_FORCE_PATH_STYLE"]
+        );
+    }
+
+    #[test]
     fn timeouts_from_variables_and_flags() {
         let base = [("S3_BUCKET", "bkt"), ("LOCAL_PATH", ".")];
         let with = |extra: &[(&str, &str)]| {

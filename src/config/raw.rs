@@ -64,6 +64,10 @@ pub struct RawVars {
     pub dry_run: Option<String>,
     pub max_delete: Option<String>,
     pub s3_force_path_style: Option<String>,
+    /// Read by the SDK itself; here only to choose path-style addressing (see
+    /// `sync::path_style_for`).
+    pub aws_endpoint_url: Option<String>,
+    pub aws_endpoint_url_s3: Option<String>,
     pub distribution_id: Option<String>,
     pub paths: Option<String>,
     pub invalidation_prefix: Option<String>,

@@ -311,6 +311,36 @@ fn split_bucket(value: &str) -> (String, String) {
     }
 }
 
+/// Path-style addressing (`endpoint/bucket/key`) unless `S3_FORCE_PATH_STYLE` says otherwise:
+/// as aws-cli (botocore) does, for any endpoint that is not AWS's own. S3-compatible stores
+/// (MinIO, Ceph, Garage, a `localhost` emulator) are usually reached by a name that has no
+/// per-bucket subdomains, so virtual-hosted requests (`bucket.minio:9000`) would fail in DNS.
+/// An AWS endpoint (`*.amazonaws.com`, `*.amazonaws.com.cn`, `*.api.aws`) keeps
+/// virtual-hosted addressing, which S3 requires for new features and some buckets.
+pub(crate) fn path_style_by_default(endpoint: Option<&str>) -> bool {
+    let Some(url) = endpoint else {
+        return false;
+    };
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    // Drop user info and port; an IPv6 literal is not an AWS host either way.
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = host
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let host = host.trim_end_matches('.');
+    let aws = ["amazonaws.com", "amazonaws.com.cn", "api.aws"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")));
+    !aws
+}
+
 pub(super) fn resolve_sync(
     raw: &RawVars,
     extra: &ExtraArgs,
@@ -493,7 +523,16 @@ pub(super) fn resolve_sync(
         (0u64, u64::MAX),
         "the most objects one run may delete",
     );
-    let force_path_style = bool_var(p, "S3_FORCE_PATH_STYLE", &raw.s3_force_path_style, false);
+    let endpoint = extra
+        .values
+        .get("--endpoint-url")
+        .map(String::as_str)
+        .or(non_empty(&raw.aws_endpoint_url_s3))
+        .or(non_empty(&raw.aws_endpoint_url));
+    let force_path_style = match non_empty(&raw.s3_force_path_style) {
+        None => path_style_by_default(endpoint),
+        Some(_) => bool_var(p, "S3_FORCE_PATH_STYLE", &raw.s3_force_path_style, false),
+    };
     let filters = match Filters::new(&extra.filters) {
         Ok(f) => f,
         Err(e) => {
