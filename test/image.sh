@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The container image, proven the way Bitbucket uses it.
 #
-# 1. Builds the static release binary (glibc, crt-static, non-PIE) for x86_64-unknown-linux-gnu:
-#    an explicit --target keeps these RUSTFLAGS out of the host build cache.
-# 2. Packages it with buildah (Dockerfile target `from-binary`: no registry is needed) and
-#    checks the image: at most 12 MB, entrypoint, no WORKDIR, OCI labels.
+# 1. Builds the static release binary (glibc, crt-static, non-PIE) for x86_64-unknown-linux-gnu
+#    and, cross-compiled with Debian's aarch64 toolchain, for aarch64-unknown-linux-gnu: an
+#    explicit --target keeps these RUSTFLAGS out of the host build cache.
+# 2. Packages each with buildah (Dockerfile target `from-binary`: no registry is needed) as
+#    linux/amd64 and linux/arm64 images, joined in one multi-arch manifest list, and checks
+#    each: its architecture, at most 12 MB, entrypoint, no WORKDIR, OCI labels.
 # 3. Runs the image with podman as Bitbucket runs a pipe (clone dir mounted and made the cwd,
 #    relative LOCAL_PATH) against moto on this machine:
 #    a. a deploy through the OIDC path to http://localhost:PORT (/etc/hosts in the container);
@@ -12,6 +14,9 @@
 #    c. HTTPS: with the image's own CA bundle a server signed by a throwaway CA is refused,
 #       and the bundle is loaded without errors; with that CA given through SSL_CERT_FILE,
 #       the deploy goes through over TLS.
+# 4. Runs the arm64 binary under user-mode emulation (qemu-aarch64-static runs a static binary
+#    directly, no binfmt registration) for a real deploy against moto: an upload, a re-deploy
+#    that uploads nothing, an invalidation.
 #
 # Skips, saying so, only when buildah or podman cannot be installed or cannot run at all, or
 # when S3_DEPLOY_PIPE_IMAGE_TEST=skip (for CI containers that cannot start containers). Any
@@ -21,10 +26,14 @@ cd "$(dirname "$0")/.."
 
 readonly TARGET=x86_64-unknown-linux-gnu
 readonly BINARY="target/$TARGET/release/s3-deploy-pipe"
+readonly ARM_TARGET=aarch64-unknown-linux-gnu
+readonly ARM_BINARY="target/$ARM_TARGET/release/s3-deploy-pipe"
 # The same flags as the Dockerfile. Non-PIE: `file` says "statically linked" (static PIE would
 # say "static-pie linked") and the binary is 0.7 MB smaller, without ASLR for its own code.
 readonly STATIC_RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
-readonly IMAGE=localhost/s3-deploy-pipe:ci
+readonly IMAGE=localhost/s3-deploy-pipe:ci           # linux/amd64, run below with podman
+readonly ARM_IMAGE=localhost/s3-deploy-pipe:ci-arm64 # linux/arm64
+readonly MULTI=localhost/s3-deploy-pipe:ci-multi     # the manifest list of both
 readonly MAX_IMAGE_BYTES=12000000 # 12 MB, uncompressed
 readonly DNS_ADDR=127.0.0.153      # a loopback address of its own for the test DNS server
 readonly DNS_NAME=moto.s3-deploy-pipe.test
@@ -48,6 +57,11 @@ need=()
 for tool in buildah podman runc file; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
+# The arm64 cross toolchain and the emulator that runs its binary. Unlike buildah and podman,
+# these need no privileges: when they cannot be installed, the test fails.
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+[ -f /usr/aarch64-linux-gnu/lib/libc.a ] || need+=(libc6-dev-arm64-cross)
+command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
@@ -67,48 +81,92 @@ fi
 
 test/setup # moto and awscli in .venv
 
-# ---- 1. the static binary ----
-step "cargo build --release --target $TARGET ($STATIC_RUSTFLAGS)"
-start=$SECONDS
-RUSTFLAGS="$STATIC_RUSTFLAGS" \
-  timeout 2400 cargo build --release --locked --target "$TARGET" --bin s3-deploy-pipe
-echo "release build: $((SECONDS - start)) s"
-kind=$(file -b "$BINARY")
-echo "file: $kind"
-case "$kind" in
-*"statically linked"*) ;;
-*) fail "$BINARY is not statically linked: $kind" ;;
-esac
-if readelf -lW "$BINARY" | grep -q 'INTERP' || readelf -dW "$BINARY" | grep -q '(NEEDED)'; then
-  fail "$BINARY has a program interpreter or needs shared libraries"
-fi
-echo "binary: $(stat -c %s "$BINARY") bytes"
-
-# ---- 2. the image ----
-step "buildah bud --target from-binary"
-cp /etc/ssl/certs/ca-certificates.crt target/ca-certificates.crt
-"${podman[@]}" image rm -f "$IMAGE" >/dev/null 2>&1 || true
-timeout 600 "${buildah[@]}" bud --isolation chroot --quiet --target from-binary \
-  --build-arg BINARY="$BINARY" --build-arg CA_BUNDLE=target/ca-certificates.crt \
-  -t "$IMAGE" . >/dev/null
-"${podman[@]}" image prune -f >/dev/null 2>&1 || true
-size=$("${podman[@]}" image inspect --format '{{.Size}}' "$IMAGE")
-echo "image: $size bytes uncompressed (limit $MAX_IMAGE_BYTES)"
-[ "$size" -le "$MAX_IMAGE_BYTES" ] || fail "the image is $size bytes, over $MAX_IMAGE_BYTES"
-inspect() { "${podman[@]}" image inspect --format "$1" "$IMAGE"; }
-[ "$(inspect '{{json .Config.Entrypoint}}')" = '["/s3-deploy-pipe"]' ] ||
-  fail "entrypoint is $(inspect '{{json .Config.Entrypoint}}')"
-case "$(inspect '{{.Config.WorkingDir}}')" in
-"" | /) ;;
-*) fail "the image sets WORKDIR $(inspect '{{.Config.WorkingDir}}'): Bitbucket's -w must decide the cwd" ;;
-esac
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-for label in source version licenses description; do
-  value=$(inspect "{{index .Config.Labels \"org.opencontainers.image.$label\"}}")
-  [ -n "$value" ] || fail "label org.opencontainers.image.$label is missing"
+# ---- 1. the static binaries ----
+for tool in aarch64-linux-gnu-gcc qemu-aarch64-static; do
+  command -v "$tool" >/dev/null || fail "$tool is missing: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
 done
-[ "$(inspect '{{index .Config.Labels "org.opencontainers.image.version"}}')" = "$version" ] ||
-  fail "label org.opencontainers.image.version is not $version"
+if ! rustup target list --installed | grep -qx "$ARM_TARGET"; then
+  step "rustup target add $ARM_TARGET"
+  timeout 600 rustup target add "$ARM_TARGET" || fail "rustup could not add $ARM_TARGET (the Rust standard library for arm64)"
+fi
+# Debian's cross compiler links the arm64 binary and builds aws-lc's C code for it.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+  CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+  CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++ \
+  AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+build_static() { # TARGET BINARY MACHINE (as `file` names it)
+  step "cargo build --release --target $1 ($STATIC_RUSTFLAGS)"
+  local start=$SECONDS kind
+  RUSTFLAGS="$STATIC_RUSTFLAGS" \
+    timeout 2400 cargo build --release --locked --target "$1" --bin s3-deploy-pipe
+  echo "release build: $((SECONDS - start)) s"
+  kind=$(file -b "$2")
+  echo "file: $kind"
+  case "$kind" in
+  *"$3"*"statically linked"*) ;;
+  *) fail "$2 is not a statically linked $3 executable: $kind" ;;
+  esac
+  if readelf -lW "$2" | grep -q 'INTERP' || readelf -dW "$2" | grep -q '(NEEDED)'; then
+    fail "$2 has a program interpreter or needs shared libraries"
+  fi
+  echo "binary: $(stat -c %s "$2") bytes"
+}
+build_static "$TARGET" "$BINARY" x86-64
+build_static "$ARM_TARGET" "$ARM_BINARY" "ARM aarch64"
+
+# ---- 2. the images: one per platform, and the manifest list ----
+cp /etc/ssl/certs/ca-certificates.crt target/ca-certificates.crt
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+# FROM scratch with COPY only: building the arm64 image runs nothing, so needs no emulation.
+build_image() { # TAG PLATFORM BINARY
+  step "buildah bud --target from-binary --platform $2"
+  "${podman[@]}" image rm -f "$1" >/dev/null 2>&1 || true
+  timeout 600 "${buildah[@]}" bud --isolation chroot --quiet --target from-binary --platform "$2" \
+    --build-arg BINARY="$3" --build-arg CA_BUNDLE=target/ca-certificates.crt \
+    -t "$1" . >/dev/null
+  local size arch
+  inspect() { "${podman[@]}" image inspect --format "$1" "$TAG"; }
+  TAG=$1
+  size=$(inspect '{{.Size}}')
+  echo "image $1 ($2): $size bytes uncompressed (limit $MAX_IMAGE_BYTES)"
+  [ "$size" -le "$MAX_IMAGE_BYTES" ] || fail "the $2 image is $size bytes, over $MAX_IMAGE_BYTES"
+  arch="$(inspect '{{.Os}}')/$(inspect '{{.Architecture}}')"
+  [ "$arch" = "$2" ] || fail "the $2 image says it is $arch"
+  [ "$(inspect '{{json .Config.Entrypoint}}')" = '["/s3-deploy-pipe"]' ] ||
+    fail "entrypoint is $(inspect '{{json .Config.Entrypoint}}')"
+  case "$(inspect '{{.Config.WorkingDir}}')" in
+  "" | /) ;;
+  *) fail "the image sets WORKDIR $(inspect '{{.Config.WorkingDir}}'): Bitbucket's -w must decide the cwd" ;;
+  esac
+  for label in source version licenses description; do
+    value=$(inspect "{{index .Config.Labels \"org.opencontainers.image.$label\"}}")
+    [ -n "$value" ] || fail "label org.opencontainers.image.$label is missing"
+  done
+  [ "$(inspect '{{index .Config.Labels "org.opencontainers.image.version"}}')" = "$version" ] ||
+    fail "label org.opencontainers.image.version is not $version"
+  # The layers hold exactly the binary for this platform and the CA bundle.
+  local mnt
+  mnt=$("${podman[@]}" image mount "$1") || fail "cannot mount $1 to check what it holds"
+  cmp -s "$mnt/s3-deploy-pipe" "$3" || fail "the $2 image does not hold $3"
+  cmp -s "$mnt/etc/ssl/certs/ca-certificates.crt" target/ca-certificates.crt ||
+    fail "the $2 image does not hold the CA bundle"
+  "${podman[@]}" image unmount "$1" >/dev/null
+  size_of["$2"]=$size
+}
+declare -A size_of
+build_image "$IMAGE" linux/amd64 "$BINARY"
+build_image "$ARM_IMAGE" linux/arm64 "$ARM_BINARY"
+size=${size_of[linux/amd64]}
+step "buildah manifest create $MULTI (linux/amd64 + linux/arm64)"
+"${buildah[@]}" manifest rm "$MULTI" >/dev/null 2>&1 || true
+"${buildah[@]}" manifest create "$MULTI" >/dev/null
+"${buildah[@]}" manifest add "$MULTI" "containers-storage:$IMAGE" >/dev/null
+"${buildah[@]}" manifest add "$MULTI" "containers-storage:$ARM_IMAGE" >/dev/null
+platforms=$("${buildah[@]}" manifest inspect "$MULTI" |
+  python3 -c 'import json,sys; print(" ".join(sorted(m["platform"]["os"]+"/"+m["platform"]["architecture"] for m in json.load(sys.stdin)["manifests"])))')
+echo "manifest list $MULTI: $platforms"
+[ "$platforms" = "linux/amd64 linux/arm64" ] || fail "the manifest list holds '$platforms', not linux/amd64 linux/arm64"
+"${podman[@]}" image prune -f >/dev/null 2>&1 || true
 
 # ---- 3. run it ----
 work=$(mktemp -d)
@@ -270,4 +328,37 @@ cat "$work/c2.log"
 [ "$code" = 0 ] || fail "the deploy over HTTPS with SSL_CERT_FILE exited $code"
 [ "$(objects image-tls)" = "$files" ] || fail "expected $files objects in s3://image-tls, found $(objects image-tls)"
 
+
+# ---- 4. the arm64 binary, under user-mode emulation ----
+step "d. the arm64 binary under qemu-aarch64-static: deploy, re-deploy, invalidation"
+endpoint="http://127.0.0.1:$port"
+aws s3 mb s3://image-arm64 >/dev/null
+run_arm64() { # BUILD_NUMBER
+  env -i PATH=/usr/bin:/bin HOME="$work" AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true \
+    BITBUCKET_STEP_OIDC_TOKEN="$token" AWS_OIDC_ROLE_ARN=arn:aws:iam::123456789012:role/image-deploy \
+    BITBUCKET_REPO_SLUG=image BITBUCKET_BUILD_NUMBER="$1" NO_COLOR=1 \
+    AWS_ENDPOINT_URL="$endpoint" S3_BUCKET=image-arm64 LOCAL_PATH=examples/site DELETE_FLAG=true \
+    DISTRIBUTION_ID="$distribution" SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    timeout 300 qemu-aarch64-static "$ARM_BINARY"
+}
+code=0
+run_arm64 10 >"$work/d1.log" 2>&1 || code=$?
+cat "$work/d1.log"
+[ "$code" = 0 ] || fail "the arm64 deploy exited $code"
+grep -q "✔ Synced to s3://image-arm64/: $files uploaded" "$work/d1.log" ||
+  fail "the arm64 deploy did not upload $files files"
+grep -q "✔ Invalidation .* created" "$work/d1.log" || fail "the arm64 deploy made no invalidation"
+[ "$(objects image-arm64)" = "$files" ] || fail "expected $files objects in s3://image-arm64, found $(objects image-arm64)"
+for f in $(cd examples/site && find . -type f | sed 's|^\./||'); do
+  aws s3 cp "s3://image-arm64/$f" "$work/got" >/dev/null
+  cmp -s "$work/got" "examples/site/$f" || fail "s3://image-arm64/$f differs from examples/site/$f"
+done
+code=0
+run_arm64 11 >"$work/d2.log" 2>&1 || code=$?
+cat "$work/d2.log"
+[ "$code" = 0 ] || fail "the arm64 re-deploy exited $code"
+grep -q ": 0 uploaded, 0 headers re-applied, $files unchanged, 0 deleted" "$work/d2.log" ||
+  fail "the arm64 re-deploy changed something"
+
 echo "✔ test/image.sh: $IMAGE ($size bytes) deploys from inside the container: localhost, DNS and HTTPS"
+echo "✔ test/image.sh: $ARM_IMAGE (${size_of[linux/arm64]} bytes) and $MULTI (linux/amd64, linux/arm64); the arm64 binary deploys under emulation"
