@@ -94,11 +94,14 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
   CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
   CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++ \
   AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
-build_static() { # TARGET BINARY MACHINE (as `file` names it)
-  step "cargo build --release --target $1 ($STATIC_RUSTFLAGS)"
+# The dependency policy, the pinned tools (cargo-auditable among them) and the SBOMs.
+test/supply-chain.sh
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+build_static() { # TARGET BINARY MACHINE (as `file` names it) OBJCOPY
+  step "cargo auditable build --release --target $1 ($STATIC_RUSTFLAGS)"
   local start=$SECONDS kind
   RUSTFLAGS="$STATIC_RUSTFLAGS" \
-    timeout 2400 cargo build --release --locked --target "$1" --bin s3-deploy-pipe
+    timeout 2400 cargo auditable build --release --locked --target "$1" --bin s3-deploy-pipe
   echo "release build: $((SECONDS - start)) s"
   kind=$(file -b "$2")
   echo "file: $kind"
@@ -110,20 +113,39 @@ build_static() { # TARGET BINARY MACHINE (as `file` names it)
     fail "$2 has a program interpreter or needs shared libraries"
   fi
   echo "binary: $(stat -c %s "$2") bytes"
+  # The dependency list cargo-auditable embeds (section .dep-v0, zlib-compressed JSON), read
+  # back the way scanners (syft, trivy, cargo audit bin) read it, and compared with Cargo.lock.
+  local deps
+  deps=$(mktemp)
+  "$4" --dump-section .dep-v0="$deps" "$2" /dev/null 2>/dev/null ||
+    fail "$2 has no embedded dependency list (.dep-v0): was it built with cargo auditable?"
+  python3 - "$deps" "$version" <<'PY' || fail "the dependency list embedded in $2 does not match Cargo.lock"
+import json, sys, tomllib, zlib
+embedded = json.loads(zlib.decompress(open(sys.argv[1], "rb").read()))
+have = {(p["name"], p["version"]) for p in embedded["packages"]}
+roots = [(p["name"], p["version"]) for p in embedded["packages"] if p.get("root")]
+assert roots == [("s3-deploy-pipe", sys.argv[2])], roots
+lock = {(p["name"], p["version"]) for p in tomllib.load(open("Cargo.lock", "rb"))["package"]}
+assert have <= lock, f"not in Cargo.lock: {sorted(have - lock)[:5]}"
+for name in ("aws-sdk-s3", "aws-sdk-sts", "aws-sdk-cloudfront", "rustls", "tokio"):
+    assert any(n == name for (n, _) in have), f"{name} is missing"
+print(f"embedded dependency list: {len(have)} crates, all from Cargo.lock")
+PY
+  rm -f "$deps"
 }
-build_static "$TARGET" "$BINARY" x86-64
-build_static "$ARM_TARGET" "$ARM_BINARY" "ARM aarch64"
+build_static "$TARGET" "$BINARY" x86-64 objcopy
+build_static "$ARM_TARGET" "$ARM_BINARY" "ARM aarch64" aarch64-linux-gnu-objcopy
 
 # ---- 2. the images: one per platform, and the manifest list ----
 cp /etc/ssl/certs/ca-certificates.crt target/ca-certificates.crt
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 # FROM scratch with COPY only: building the arm64 image runs nothing, so needs no emulation.
 build_image() { # TAG PLATFORM BINARY
   step "buildah bud --target from-binary --platform $2"
+  local sbom="target/sbom/s3-deploy-pipe-$version-${2/\//-}.cdx.json"
   "${podman[@]}" image rm -f "$1" >/dev/null 2>&1 || true
   timeout 600 "${buildah[@]}" bud --isolation chroot --quiet --target from-binary --platform "$2" \
     --build-arg BINARY="$3" --build-arg CA_BUNDLE=target/ca-certificates.crt \
-    -t "$1" . >/dev/null
+    --build-arg SBOM="$sbom" -t "$1" . >/dev/null
   local size arch
   inspect() { "${podman[@]}" image inspect --format "$1" "$TAG"; }
   TAG=$1
@@ -150,6 +172,7 @@ build_image() { # TAG PLATFORM BINARY
   cmp -s "$mnt/s3-deploy-pipe" "$3" || fail "the $2 image does not hold $3"
   cmp -s "$mnt/etc/ssl/certs/ca-certificates.crt" target/ca-certificates.crt ||
     fail "the $2 image does not hold the CA bundle"
+  cmp -s "$mnt/sbom.cdx.json" "$sbom" || fail "the $2 image does not hold its SBOM ($sbom) at /sbom.cdx.json"
   "${podman[@]}" image unmount "$1" >/dev/null
   size_of["$2"]=$size
 }
