@@ -266,12 +266,12 @@ pub async fn run(
     Ok(done)
 }
 
-fn map_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+fn map_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     op: &'static str,
     id: &str,
     wait: bool,
     account: &str,
-    err: &aws_sdk_cloudfront::error::SdkError<E, R>,
+    err: &aws_sdk_cloudfront::error::SdkError<E>,
 ) -> InvalidateError {
     let (code, detail) = crate::aws_error::code_and_detail(err);
     match code.as_str() {

@@ -70,6 +70,34 @@ pub fn role_arn_problem(arn: &str) -> Option<String> {
     None
 }
 
+/// Why a credential value cannot be what AWS (or an S3-compatible store) issued, or `None`.
+/// Access key ids, secret keys and session tokens are printable ASCII without spaces; what
+/// copy and paste adds (a zero-width space, a non-breaking space, a newline, smart quotes)
+/// would otherwise fail later as `SignatureDoesNotMatch`, or worse. The message says where
+/// and what the character is, never the value.
+pub(crate) fn credential_form_problem(value: &str) -> Option<String> {
+    let (pos, c) = value
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !c.is_ascii_graphic())?;
+    let what = match c {
+        ' ' => "a space".to_string(),
+        '\n' | '\r' => "a line break".to_string(),
+        '\t' => "a tab".to_string(),
+        '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' => {
+            format!("an invisible character (U+{:04X})", c as u32)
+        }
+        c if c.is_whitespace() => format!("a space character (U+{:04X})", c as u32),
+        c if c.is_control() => format!("a control character (U+{:04X})", c as u32),
+        c => format!("the non-ASCII character U+{:04X}", c as u32),
+    };
+    Some(format!(
+        "holds {what} at character {} of {}: credentials are printable ASCII; paste the value again without it (copy it from the IAM console or the credentials file)",
+        pos + 1,
+        value.chars().count()
+    ))
+}
+
 /// `[\w+=,.@-]{2,64}`, the STS RoleSessionName pattern.
 fn session_name_ok(name: &str) -> bool {
     (2..=64).contains(&name.len())
@@ -120,6 +148,15 @@ pub(super) fn resolve_credentials(
     secrets.extend(secret_key.map(str::to_string));
     secrets.extend(session_token.map(str::to_string));
     let key_id = non_empty(&raw.aws_access_key_id);
+    for (name, value) in [
+        ("AWS_ACCESS_KEY_ID", key_id),
+        ("AWS_SECRET_ACCESS_KEY", secret_key),
+        ("AWS_SESSION_TOKEN", session_token),
+    ] {
+        if let Some(problem) = value.and_then(credential_form_problem) {
+            p.add(name, problem);
+        }
+    }
 
     let duration = int_var(
         p,
@@ -210,6 +247,27 @@ pub(super) fn resolve_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_forms() {
+        assert_eq!(credential_form_problem("AKIAIOSFODNN7EXAMPLE"), None);
+        assert_eq!(
+            credential_form_problem("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY+=="),
+            None
+        );
+        let p = credential_form_problem("AKI\u{200b}EXAMPLE").unwrap_or_default();
+        assert!(
+            p.contains("an invisible character (U+200B) at character 4 of 11"),
+            "{p}"
+        );
+        let p = credential_form_problem("secretvalue\n").unwrap_or_default();
+        assert!(p.contains("a line break at character 12"), "{p}");
+        assert!(!p.contains("secretvalue"), "never the value: {p}");
+        let p = credential_form_problem("a\u{a0}b").unwrap_or_default();
+        assert!(p.contains("a space character (U+00A0)"), "{p}");
+        let p = credential_form_problem("clé").unwrap_or_default();
+        assert!(p.contains("the non-ASCII character U+00E9"), "{p}");
+    }
 
     #[test]
     fn session_names() {

@@ -426,6 +426,71 @@ mod tests {
         }
     }
 
+    /// Every pipe variable, read from `RawVars` itself, so a new variable is covered at once.
+    fn every_variable() -> Vec<String> {
+        include_str!("raw.rs")
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub "))
+            .filter_map(|l| l.strip_suffix(": Option<String>,"))
+            .map(str::to_ascii_uppercase)
+            .collect()
+    }
+
+    /// No value of any variable makes configuration panic: arbitrary Unicode, control
+    /// characters, huge and empty values, one to four variables at a time on top of a valid
+    /// configuration. A fixed seed and a bounded number of cases, so CI runs the same cases.
+    #[test]
+    fn no_value_of_any_variable_panics() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
+        let names = every_variable();
+        assert!(names.len() > 40, "variables found in raw.rs: {names:?}");
+        let value = prop_oneof![
+            any::<String>(),
+            "\\PC{0,40}",
+            "[ -~]{0,40}",
+            Just(String::new()),
+            (any::<char>(), 1usize..200_000).prop_map(|(c, n)| c.to_string().repeat(n)),
+            Just("AKI\u{200b}EXAMPLE".to_string()),
+        ];
+        let vars = proptest::collection::vec((0..names.len(), value), 1..=4);
+        let mut runner = TestRunner::new_with_rng(
+            RunnerConfig {
+                cases: 512,
+                failure_persistence: None,
+                ..RunnerConfig::default()
+            },
+            TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+        );
+        runner
+            .run(&vars, |picked| {
+                let mut pairs: std::collections::BTreeMap<String, String> = [
+                    ("S3_BUCKET", "bkt"),
+                    ("LOCAL_PATH", "."),
+                    ("AWS_DEFAULT_REGION", "us-east-1"),
+                    ("DISTRIBUTION_ID", "E123"),
+                ]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+                for (i, v) in picked {
+                    pairs.insert(names[i].clone(), v);
+                }
+                // Ok or a list of problems, each naming a variable: never a panic.
+                if let Err(ConfigError::Invalid(problems)) =
+                    Config::from_env(&Env::from_pairs(pairs))
+                {
+                    prop_assert!(!problems.is_empty());
+                    for p in problems {
+                        prop_assert!(!p.variable.is_empty());
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
+            .expect("configuration survives every value");
+    }
+
     #[test]
     fn path_style_follows_the_endpoint_unless_set() {
         let path_style = |extra: &[(&str, &str)]| {

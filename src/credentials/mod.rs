@@ -216,10 +216,15 @@ async fn check_chain(sdk: &SdkConfig) -> Result<(), CredentialsError> {
     }
 }
 
-/// `AKIA…WXYZ`: enough to recognise a key, never the whole of it.
+/// `AKIA…WXYZ`: enough to recognise a key, never the whole of it. Counted in characters, so
+/// that no key, whatever it holds, can split one (configuration refuses non-ASCII key ids; this
+/// holds even without that check).
 fn mask_key_id(id: &str) -> String {
-    if id.len() > 8 {
-        format!("{}…{}", &id[..4], &id[id.len() - 4..])
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() > 8 {
+        let head: String = chars[..4].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
     } else {
         "****".into()
     }
@@ -432,5 +437,8 @@ mod tests {
     fn masks_key_ids() {
         assert_eq!(mask_key_id("AKIAIOSFODNN7EXAMPLE"), "AKIA…MPLE");
         assert_eq!(mask_key_id("short"), "****");
+        // A zero-width space (U+200B, three bytes in UTF-8) where a byte slice would cut it.
+        assert_eq!(mask_key_id("AKI\u{200b}EXAMPLE"), "AKI\u{200b}…MPLE");
+        assert_eq!(mask_key_id("ééééééééé"), "éééé…éééé");
     }
 }

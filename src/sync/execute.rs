@@ -56,10 +56,9 @@ pub struct Target {
 
 impl Target {
     /// A failed PutObject of `f`, explained (naming s3:PutObjectAcl when an ACL is set).
-    fn put_error<E, R>(&self, f: &LocalFile, e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+    fn put_error<E>(&self, f: &LocalFile, e: &aws_sdk_s3::error::SdkError<E>) -> String
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         let acl = self.group(f).settings.acl.is_some();
         explain_sdk_error("put", &self.bucket, Some(&self.key(&f.rel)), acl, e)

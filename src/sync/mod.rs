@@ -52,27 +52,26 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    fn from_sdk<E: ProvideErrorMetadata + std::error::Error + 'static>(
         op: &str,
         bucket: &str,
         key: Option<&str>,
-        err: SdkError<E, R>,
+        err: SdkError<E>,
     ) -> SyncError {
         SyncError::Aws(explain_sdk_error(op, bucket, key, false, &err))
     }
 }
 
 /// Turn an S3 error into a message that names the missing permission or the fix.
-pub(crate) fn explain_sdk_error<E, R>(
+pub(crate) fn explain_sdk_error<E>(
     op: &str,
     bucket: &str,
     key: Option<&str>,
     acl: bool,
-    err: &SdkError<E, R>,
+    err: &SdkError<E>,
 ) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let (code, detail) = crate::aws_error::code_and_detail(err);
     let resource = match key {
