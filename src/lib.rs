@@ -46,7 +46,9 @@ pub fn main_with_env(env: Env) -> u8 {
     code
 }
 
-/// Run the pipe; returns the exit code.
+/// Run the pipe; returns the exit code. Every run that gets as far as knowing where the report
+/// goes writes it, whatever ends it: a configuration error, STS refusing, a failed listing, a
+/// guard, a signal.
 pub async fn run(env: Env) -> u8 {
     let redactor = Redactor::default();
     let config = match Config::from_env(&env) {
@@ -60,6 +62,18 @@ pub async fn run(env: Env) -> u8 {
                 "{} pipe variable(s) need fixing; nothing was changed.",
                 problems.len()
             ));
+            if let Some(path) = config::report_path(&env) {
+                let error = problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let mut ended = Ended::new(EXIT_CONFIG);
+                ended.error = Some(error);
+                // The secrets are not known without a configuration: the problems name
+                // variables and never print credential values.
+                write_report(&path, &out, &ended, false);
+            }
             return EXIT_CONFIG;
         }
     };
@@ -67,7 +81,7 @@ pub async fn run(env: Env) -> u8 {
         redactor.add(s);
     }
     output::init_tracing(config.debug, config.color, redactor.clone());
-    let out = Output::new(config.color, redactor);
+    let out = Output::new(config.color, redactor.clone());
     for w in &config.warnings {
         out.warn(w);
     }
@@ -86,27 +100,87 @@ pub async fn run(env: Env) -> u8 {
             move |name| out2.fail(format!("second {name} received: exiting at once")),
         );
     }
-    let sdk = match cancel.bounded(credentials::resolve(&config, &out)).await {
-        None => return interrupted(&out, &cancel),
+    let mut ended = Ended::new(EXIT_OK);
+    stages(&config, &out, &cancel, &mut ended).await;
+    if let Some(path) = &config.report_file {
+        ended.error = ended.error.map(|e| redactor.redact(&e));
+        write_report(path, &out, &ended, config.dry_run);
+    }
+    ended.code
+}
+
+/// How a run ended, for the report.
+struct Ended {
+    code: u8,
+    /// The `✖` line of the failure that ended the run early, if one did.
+    error: Option<String>,
+    sync: Option<sync::SyncOutcome>,
+    invalidations: Vec<invalidate::Invalidation>,
+    invalidation_skipped: Option<&'static str>,
+}
+
+impl Ended {
+    fn new(code: u8) -> Ended {
+        Ended {
+            code,
+            error: None,
+            sync: None,
+            invalidations: Vec::new(),
+            invalidation_skipped: None,
+        }
+    }
+
+    /// End the run here: print the `✖` line, and keep it for the report.
+    fn fail(&mut self, out: &Output, code: u8, error: String) {
+        out.fail(&error);
+        self.code = code;
+        self.error = Some(error);
+    }
+}
+
+fn write_report(path: &std::path::Path, out: &Output, ended: &Ended, dry_run: bool) {
+    let report = report::Report {
+        schema: report::SCHEMA,
+        pipe_version: env!("CARGO_PKG_VERSION"),
+        success: ended.code == EXIT_OK,
+        exit_code: ended.code,
+        error: ended.error.as_deref(),
+        dry_run,
+        sync: ended.sync.as_ref().map(report::SyncReport::from_outcome),
+        invalidations: &ended.invalidations,
+        invalidation_skipped: ended.invalidation_skipped,
+    };
+    match report::write(path, &report) {
+        Ok(()) => out.info(format!("Report written to {}", path.display())),
+        Err(e) => out.warn(format!(
+            "Could not write the report to {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Credentials, sync, invalidation: what a run does once configured. Sets `ended`.
+async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &mut Ended) {
+    let sdk = match cancel.bounded(credentials::resolve(config, out)).await {
+        None => return interrupted(out, cancel, ended),
         Some(Ok(sdk)) => sdk,
         Some(Err(e)) => {
-            out.fail(e.to_string());
-            return if e.is_config() {
+            let code = if e.is_config() {
                 EXIT_CONFIG
             } else {
                 EXIT_FAILED
             };
+            return ended.fail(out, code, e.to_string());
         }
     };
     let mut failed = false;
-    let mut sync_outcome = None;
     if let Some(sync_cfg) = &config.sync {
         let run = cancel
-            .bounded(sync::run(&sdk, sync_cfg, config.dry_run, &out, &cancel))
+            .bounded(sync::run(&sdk, sync_cfg, config.dry_run, out, cancel))
             .await;
-        report_open_uploads(&out, &cancel);
+        report_open_uploads(out, cancel);
         let Some(run) = run else {
-            return interrupted(&out, &cancel);
+            return interrupted(out, cancel, ended);
         };
         match run {
             Ok(outcome) => {
@@ -114,34 +188,33 @@ pub async fn run(env: Env) -> u8 {
                 // invalidation below still runs), as aws-cli's exit code 2 does.
                 let skipped_fail = !outcome.skipped.is_empty() && !sync_cfg.allow_skipped_files;
                 failed |= !outcome.failures.is_empty() || skipped_fail;
-                report_sync(&out, &outcome, skipped_fail);
-                sync_outcome = Some(outcome);
+                report_sync(out, &outcome, skipped_fail);
+                ended.sync = Some(outcome);
             }
-            Err(e) => {
-                out.fail(e.to_string());
-                return EXIT_FAILED;
-            }
+            Err(e) => return ended.fail(out, EXIT_FAILED, e.to_string()),
         }
     }
 
-    let mut invalidations = Vec::new();
-    let mut skipped = None;
     if cancel.is_cancelled() {
-        out.fail("Interrupted: the deploy stopped early; see the summary above. Re-run the step to finish it");
-        failed = true;
-        skipped = Some("interrupted");
+        ended.fail(
+            out,
+            EXIT_FAILED,
+            "Interrupted: the deploy stopped early; see the summary above. Re-run the step to finish it".to_string(),
+        );
+        ended.invalidation_skipped = Some("interrupted");
+        return;
     } else if let Some(inv_cfg) = &config.invalidation {
         // What the sync changed, relative to its prefix. After a partial sync failure the keys
         // that did change are still invalidated, so that a retried step (which will find them
         // unchanged) does not leave stale copies in the cache.
-        let changed = sync_outcome.as_ref().map(|o| {
+        let changed = ended.sync.as_ref().map(|o| {
             o.changed_keys()
                 .map(|k| k.strip_prefix(o.prefix.as_str()).unwrap_or(k))
                 .collect::<Vec<_>>()
         });
         match invalidate::paths_for(inv_cfg, changed) {
             None => {
-                skipped = Some("nothing changed");
+                ended.invalidation_skipped = Some("nothing changed");
                 out.success("Nothing changed: no CloudFront invalidation needed");
             }
             Some(paths) => {
@@ -154,55 +227,67 @@ pub async fn run(env: Env) -> u8 {
                         &run_id,
                         config.account_hint(),
                         config.dry_run,
-                        &out,
+                        out,
                     ))
                     .await
                 {
                     None => {
-                        out.fail("Interrupted while invalidating CloudFront: re-run the step to finish it");
-                        failed = true;
+                        return ended.fail(
+                            out,
+                            EXIT_FAILED,
+                            "Interrupted while invalidating CloudFront: re-run the step to finish it".to_string(),
+                        );
                     }
-                    Some(Ok(done)) => invalidations = done,
-                    Some(Err(e)) => {
-                        out.fail(e.to_string());
-                        failed = true;
-                    }
+                    Some(Ok(done)) => ended.invalidations = done,
+                    Some(Err(e)) => return ended.fail(out, EXIT_FAILED, e.to_string()),
                 }
             }
         }
     }
-
-    let code = if failed { EXIT_FAILED } else { EXIT_OK };
-    if let Some(path) = &config.report_file {
-        let report = report::Report {
-            schema: report::SCHEMA,
-            pipe_version: env!("CARGO_PKG_VERSION"),
-            success: !failed,
-            exit_code: code,
-            dry_run: config.dry_run,
-            sync: sync_outcome.as_ref().map(report::SyncReport::from_outcome),
-            invalidations: &invalidations,
-            invalidation_skipped: skipped,
-        };
-        match report::write(path, &report) {
-            Ok(()) => out.info(format!("Report written to {}", path.display())),
-            Err(e) => out.warn(format!(
-                "Could not write the report to {}: {e}",
-                path.display()
-            )),
+    if failed {
+        ended.code = EXIT_FAILED;
+        if ended.error.is_none() {
+            ended.error = Some(sync_failure_summary(ended.sync.as_ref()));
         }
     }
-    code
+}
+
+/// The report's `error` for a sync that ended with failed operations or skipped files (their
+/// own `✖` lines were printed by `report_sync`).
+fn sync_failure_summary(o: Option<&sync::SyncOutcome>) -> String {
+    let Some(o) = o else {
+        return "the sync failed".to_string();
+    };
+    let mut parts = Vec::new();
+    if !o.failures.is_empty() {
+        parts.push(format!("{} operation(s) failed", o.failures.len()));
+    }
+    if !o.skipped.is_empty() {
+        parts.push(format!(
+            "{} file(s) or folder(s) in LOCAL_PATH were skipped",
+            o.skipped.len()
+        ));
+    }
+    format!(
+        "Sync to s3://{}/{}: {}",
+        o.bucket,
+        o.prefix,
+        parts.join("; ")
+    )
 }
 
 /// The run was stopped by a signal and what still ran after the grace period was dropped.
-fn interrupted(out: &Output, cancel: &cancel::Cancel) -> u8 {
+fn interrupted(out: &Output, cancel: &cancel::Cancel, ended: &mut Ended) {
     report_open_uploads(out, cancel);
-    out.fail(format!(
-        "Interrupted: requests still running {} s after the signal were dropped. Re-run the step to finish the deploy",
-        cancel::SHUTDOWN_GRACE.as_secs()
-    ));
-    EXIT_FAILED
+    ended.invalidation_skipped = Some("interrupted");
+    ended.fail(
+        out,
+        EXIT_FAILED,
+        format!(
+            "Interrupted: requests still running {} s after the signal were dropped. Re-run the step to finish the deploy",
+            cancel::SHUTDOWN_GRACE.as_secs()
+        ),
+    );
 }
 
 /// Multipart uploads that could not be aborted: named, with the rule that cleans them up.
@@ -256,7 +341,12 @@ fn report_sync(out: &Output, o: &sync::SyncOutcome, skipped_fail: bool) {
     };
     let target = format!("s3://{}/{}", o.bucket, o.prefix);
     if !o.failures.is_empty() {
-        let names: Vec<&str> = o.failures.iter().take(5).map(|(k, _)| k.as_str()).collect();
+        let names: Vec<&str> = o
+            .failures
+            .iter()
+            .take(5)
+            .map(|(k, _)| k.as_deref().unwrap_or("an internal error"))
+            .collect();
         let more = if o.failures.len() > 5 { ", …" } else { "" };
         out.fail(format!(
             "Sync to {target} failed: {} operation(s) failed ({}{more}); {counts}",

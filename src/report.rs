@@ -10,8 +10,9 @@ use serde::Serialize;
 use crate::invalidate::Invalidation;
 use crate::sync::SyncOutcome;
 
-/// Version of the report's schema.
-pub const SCHEMA: u32 = 1;
+/// Version of the report's schema. 2: `error`; `failed[].key` can be `null`; written for
+/// every run, also one that ends early.
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
@@ -19,6 +20,8 @@ pub struct Report<'a> {
     pub pipe_version: &'static str,
     pub success: bool,
     pub exit_code: u8,
+    /// What ended the run, when it failed: the `✖` line (configuration problems one per line).
+    pub error: Option<&'a str>,
     pub dry_run: bool,
     pub sync: Option<SyncReport<'a>>,
     pub invalidations: &'a [Invalidation],
@@ -57,7 +60,8 @@ pub struct Counts {
 
 #[derive(Debug, Serialize)]
 pub struct Failed<'a> {
-    pub key: String,
+    /// The full S3 key; `null` for a failure that is not about one object.
+    pub key: Option<String>,
     pub error: &'a str,
 }
 
@@ -85,7 +89,7 @@ impl<'a> SyncReport<'a> {
                 .failures
                 .iter()
                 .map(|(k, e)| Failed {
-                    key: format!("{}{k}", o.prefix),
+                    key: k.as_ref().map(|k| format!("{}{k}", o.prefix)),
                     error: e,
                 })
                 .collect(),

@@ -166,3 +166,163 @@ fn an_answer_without_an_error_code_is_named_by_its_status() {
         .assert_contains("check AWS_ENDPOINT_URL");
     assert!(!run.all().contains("✖ error: \n"), "{}", run.all());
 }
+
+// ---- The report is written for every run, also one that ends early (#15 item 4) ----
+
+/// Read the report a run wrote.
+fn report(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+fn assert_failed_report(r: &serde_json::Value, code: u64, error_has: &str) {
+    assert_eq!(r["schema"], 2, "{r}");
+    assert_eq!(r["success"], false, "{r}");
+    assert_eq!(r["exit_code"], code, "{r}");
+    let error = r["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(error_has),
+        "error {error:?} lacks {error_has:?}"
+    );
+}
+
+#[test]
+fn a_configuration_error_writes_a_report_that_names_it() {
+    let reports = tempfile::tempdir().expect("tmp");
+    // In Bitbucket: the shared storage folder.
+    let run = run_pipe(&[
+        (
+            "BITBUCKET_PIPE_SHARED_STORAGE_DIR",
+            &reports.path().display().to_string(),
+        ),
+        ("S3_BUCKET", "Not_A_Bucket!"),
+        ("LOCAL_PATH", "."),
+        ("MAX_DELETE", "lots"),
+    ]);
+    run.assert_code(2);
+    let r = report(&reports.path().join("s3-deploy-pipe").join("report.json"));
+    assert_failed_report(&r, 2, "S3_BUCKET");
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MAX_DELETE")
+    );
+    assert_eq!(r["sync"], serde_json::Value::Null);
+}
+
+#[test]
+fn sts_refusing_writes_a_report_without_the_token() {
+    let proxy = Proxy::start("http://127.0.0.1:9");
+    proxy.set_rules(vec![Rule::new(
+        Match::any().body_contains("Action=AssumeRoleWithWebIdentity"),
+        Action::sts_error(
+            403,
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+        ),
+    )]);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 3600)
+        .unwrap_or(0);
+    let token = s3_deploy_pipe::credentials::jwt::make_test_token(&format!(
+        r#"{{"iss":"https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc","aud":"ari:cloud:bitbucket::workspace/0000-1111","sub":"{{repo}}:{{step}}","exp":{exp}}}"#
+    ));
+    let reports = tempfile::tempdir().expect("tmp");
+    let file = reports.path().join("deploy.json");
+    let run = run_pipe(&[
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", &proxy.url()),
+        (
+            "AWS_OIDC_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/BitbucketDeploy",
+        ),
+        ("BITBUCKET_STEP_OIDC_TOKEN", &token),
+        ("DISTRIBUTION_ID", "E1"),
+        ("REPORT_FILE", &file.display().to_string()),
+    ]);
+    run.assert_code(1);
+    let r = report(&file);
+    assert_failed_report(&r, 1, "STS refused AssumeRoleWithWebIdentity");
+    assert!(
+        !r.to_string().contains(&token),
+        "the token is in the report"
+    );
+}
+
+#[test]
+fn a_failed_listing_and_a_delete_guard_write_reports() {
+    let moto = Moto::start();
+    create_bucket(&moto.url(), "guarded");
+    for k in ["old1.js", "old2.js", "old3.js"] {
+        put(&moto.url(), "guarded", k, b"old");
+    }
+    let dir = site(&[("index.html", b"<h1>hi</h1>")]);
+    let reports = tempfile::tempdir().expect("tmp");
+    let file = reports.path().join("r.json");
+    let vars = |bucket: &str, extra: &[(&'static str, &str)]| {
+        let mut v = key_vars(&moto.url());
+        v.extend([
+            ("S3_BUCKET", bucket.to_string()),
+            ("LOCAL_PATH", dir.path().display().to_string()),
+            ("REPORT_FILE", file.display().to_string()),
+        ]);
+        v.extend(extra.iter().map(|(k, x)| (*k, x.to_string())));
+        v
+    };
+    // The bucket does not exist: the listing fails.
+    run_pipe(&as_refs(&vars("no-such-bucket", &[]))).assert_code(1);
+    assert_failed_report(&report(&file), 1, "no-such-bucket");
+
+    // MAX_DELETE stops the run before anything is written.
+    std::fs::remove_file(&file).expect("rm");
+    run_pipe(&as_refs(&vars(
+        "guarded",
+        &[("DELETE_FLAG", "true"), ("MAX_DELETE", "2")],
+    )))
+    .assert_code(1);
+    assert_failed_report(&report(&file), 1, "MAX_DELETE=2");
+    assert_eq!(keys(&moto.url(), "guarded").len(), 3, "nothing deleted");
+}
+
+/// A refused DeleteObjects batch: the report lists the keys that were not deleted, never a
+/// made-up key such as `www/(delete)`.
+#[test]
+fn a_refused_delete_batch_reports_the_keys_it_kept() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    create_bucket(&moto.url(), "keep");
+    for k in ["www/old1.js", "www/old2.js"] {
+        put(&moto.url(), "keep", k, b"old");
+    }
+    proxy.set_rules(vec![Rule::new(
+        Match::any().method("POST").query_contains("delete"),
+        Action::s3_error(403, "AccessDenied", "Access Denied"),
+    )]);
+    let dir = site(&[("index.html", b"<h1>hi</h1>")]);
+    let reports = tempfile::tempdir().expect("tmp");
+    let file = reports.path().join("r.json");
+    let mut vars = key_vars(&proxy.url());
+    vars.extend([
+        ("S3_BUCKET", "keep/www".to_string()),
+        ("LOCAL_PATH", dir.path().display().to_string()),
+        ("DELETE_FLAG", "true".to_string()),
+        ("REPORT_FILE", file.display().to_string()),
+    ]);
+    let run = run_pipe(&as_refs(&vars));
+    run.assert_code(1).assert_contains("(old1.js, old2.js)");
+    assert!(!run.all().contains("(delete)"), "{}", run.all());
+    let r = report(&file);
+    assert_failed_report(&r, 1, "2 operation(s) failed");
+    let mut failed: Vec<String> = r["sync"]["failed"]
+        .as_array()
+        .expect("failed[]")
+        .iter()
+        .map(|f| f["key"].as_str().unwrap_or("(null)").to_string())
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["www/old1.js", "www/old2.js"]);
+    assert_eq!(keys(&moto.url(), "keep").len(), 3, "nothing deleted");
+}

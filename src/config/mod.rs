@@ -350,9 +350,7 @@ impl Config {
             );
         }
 
-        let report_file = non_empty(&raw.bitbucket_pipe_shared_storage_dir)
-            .map(|d| Path::new(d).join("s3-deploy-pipe").join("report.json"))
-            .or_else(|| non_empty(&raw.report_file).map(PathBuf::from));
+        let report_file = report_file(&raw);
         let run_id = non_empty(&raw.bitbucket_build_number)
             .map(|b| format!("build-{b}"))
             .or_else(|| non_empty(&raw.bitbucket_pipeline_uuid).map(str::to_string));
@@ -391,6 +389,25 @@ fn reject_atlassian_only(raw: &RawVars, p: &mut Problems) {
             ),
         );
     }
+}
+
+/// Where the JSON report goes: Bitbucket's shared storage, else `REPORT_FILE`.
+fn report_file(raw: &RawVars) -> Option<PathBuf> {
+    non_empty(&raw.bitbucket_pipe_shared_storage_dir)
+        .map(|d| Path::new(d).join("s3-deploy-pipe").join("report.json"))
+        .or_else(|| non_empty(&raw.report_file).map(PathBuf::from))
+}
+
+/// Where the report goes, read from the environment alone: for a run whose configuration
+/// failed, so that a later step still finds a report that says why.
+pub fn report_path(env: &Env) -> Option<PathBuf> {
+    let pick = |name: &str| env.vars.get(name).cloned();
+    let raw = RawVars {
+        bitbucket_pipe_shared_storage_dir: pick("BITBUCKET_PIPE_SHARED_STORAGE_DIR"),
+        report_file: pick("REPORT_FILE"),
+        ..RawVars::default()
+    };
+    report_file(&raw)
 }
 
 #[cfg(test)]

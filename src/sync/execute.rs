@@ -30,6 +30,7 @@ use crate::sync::explain_sdk_error;
 use crate::sync::headers::{self, apply_headers};
 use crate::sync::local::LocalFile;
 use crate::sync::plan::Plan;
+use crate::sync::verify::{self, Md5Sum, SendError, Stored, Verifier};
 
 /// Files of at least this size use a multipart upload: aws-cli's `multipart_threshold` (8 MiB),
 /// so that our ETags (`-N`) equal the ones aws-cli produces for the same file.
@@ -38,6 +39,27 @@ pub const MULTIPART_THRESHOLD: u64 = DEFAULT_PART_SIZE;
 const DELETE_BATCH: usize = 1000;
 /// How often a long sync prints a progress line.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// Memory for precompressed uploads in flight, in MiB: a file is compressed in memory and sent
+/// from there, so each holds its source and its compressed bytes (at most 2 × 16 MiB) from
+/// compression to the end of its PUT. Bounded apart from `MAX_CONCURRENCY`: at 64 requests in
+/// flight, unbounded, that was up to 2 GiB, while a default Bitbucket step has 4 GB in all.
+/// 256 MiB lets 8 of the largest files, or hundreds of typical bundles, be in flight at once.
+const COMPRESS_MEMORY_MIB: u32 = 256;
+
+/// The share of [`COMPRESS_MEMORY_MIB`] a precompressed upload of a file of `source_size`
+/// bytes holds: its source and at most as many compressed bytes, rounded up to whole MiB.
+fn compress_memory_mib(source_size: u64) -> u32 {
+    let mib = (source_size.saturating_mul(2)).div_ceil(1024 * 1024);
+    u32::try_from(mib)
+        .unwrap_or(u32::MAX)
+        .clamp(1, COMPRESS_MEMORY_MIB)
+}
+
+/// Compressions that run at once: one per core. Compression is CPU work; more at once would
+/// only hold more memory.
+fn compress_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
 
 /// Where and how to write.
 pub struct Target {
@@ -141,8 +163,9 @@ pub struct Executed {
     pub reheadered: Vec<String>,
     pub deleted: Vec<String>,
     pub bytes: u64,
-    /// (relative key, message) of every failed operation.
-    pub failures: Vec<(String, String)>,
+    /// (relative key, message) of every failed operation; no key for a failure that is not
+    /// about one object (an internal error of an upload worker).
+    pub failures: Vec<(Option<String>, String)>,
     /// HTML uploads not started because an earlier upload failed.
     pub html_held_back: usize,
     /// Deletes not issued because an upload failed.
@@ -166,6 +189,12 @@ struct Shared {
     done_files: AtomicU64,
     done_bytes: AtomicU64,
     result: Mutex<Executed>,
+    /// Upload verification: Content-MD5 and the answered ETags (`verify`).
+    verifier: Verifier,
+    /// One per core: compressions running (see [`compress_slots`]).
+    compress_slots: Semaphore,
+    /// MiB held by precompressed uploads in flight (see [`COMPRESS_MEMORY_MIB`]).
+    compress_memory: Semaphore,
 }
 
 /// Carry out the plan.
@@ -200,6 +229,9 @@ pub async fn execute(
         done_files: AtomicU64::new(0),
         done_bytes: AtomicU64::new(0),
         result: Mutex::new(Executed::default()),
+        verifier: Verifier::default(),
+        compress_slots: Semaphore::new(compress_slots()),
+        compress_memory: Semaphore::new(COMPRESS_MEMORY_MIB as usize),
     });
 
     let ticker = (shared.target.progress
@@ -305,7 +337,7 @@ async fn run_jobs(shared: &Arc<Shared>, jobs: Vec<Job>, workers: usize) {
         if let Err(e) = res {
             lock(&shared.result)
                 .failures
-                .push(("(worker)".into(), format!("internal error: {e}")));
+                .push((None, format!("internal error: {e}")));
         }
     }
 }
@@ -338,7 +370,9 @@ async fn upload_one(shared: &Arc<Shared>, i: usize) {
                     t.s3_url(&f.rel)
                 ));
             }
-            lock(&shared.result).failures.push((f.rel.clone(), msg));
+            lock(&shared.result)
+                .failures
+                .push((Some(f.rel.clone()), msg));
         }
     }
 }
@@ -373,9 +407,24 @@ async fn upload_stable(
         let mut sent = current.size;
         let res = if let Some(c) = f.encoding {
             // Precompressed: compress again (deterministic, so the bytes equal the ones that
-            // were hashed) and send them from memory in one PUT.
+            // were hashed) and send them from memory in one PUT. The memory is reserved first
+            // and held until the PUT ends; the compression itself takes one of the per-core
+            // slots.
+            let Ok(_memory) = shared
+                .compress_memory
+                .acquire_many(compress_memory_mib(f.source_size))
+                .await
+            else {
+                return (Err("interrupted".into()), 0);
+            };
             let path = f.path.clone();
-            match tokio::task::spawn_blocking(move || compress::compress_file(&path, c)).await {
+            let compressed = {
+                let Ok(_slot) = shared.compress_slots.acquire().await else {
+                    return (Err("interrupted".into()), 0);
+                };
+                tokio::task::spawn_blocking(move || compress::compress_file(&path, c)).await
+            };
+            match compressed {
                 Ok(Ok(Some(bytes))) => {
                     sent = bytes.len() as u64;
                     tokio::select! {
@@ -429,20 +478,64 @@ async fn upload_bytes(
     bytes: Vec<u8>,
 ) -> Result<(), String> {
     let t = &shared.target;
-    let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
     let len = bytes.len() as u64;
-    let req = t
-        .client
-        .put_object()
-        .bucket(&t.bucket)
-        .key(t.key(&f.rel))
-        .body(ByteStream::from(bytes))
-        .content_length(size_i64(len));
-    apply_headers!(req, h)
-        .send()
+    let md5 = Md5Sum::of(&bytes);
+    let bytes = bytes::Bytes::from(bytes);
+    let what = t.local_name(&f.rel);
+    shared
+        .verifier
+        .send(&shared.out, &what, &md5.hex, || async {
+            let _permit = shared
+                .permits
+                .acquire()
+                .await
+                .map_err(|e| SendError::Other(e.to_string()))?;
+            let req = t
+                .client
+                .put_object()
+                .bucket(&t.bucket)
+                .key(t.key(&f.rel))
+                .body(ByteStream::from(bytes.clone()))
+                .content_length(size_i64(len))
+                .content_md5(&md5.base64);
+            match apply_headers!(req, h).send().await {
+                Ok(r) => Ok(stored_put(&r)),
+                Err(e) => Err(put_send_error(t.put_error(f, &e), &e)),
+            }
+        })
         .await
         .map(|_| ())
-        .map_err(|e| t.put_error(f, &e))
+}
+
+/// What a PutObject answer says about the stored bytes.
+fn stored_put(r: &aws_sdk_s3::operation::put_object::PutObjectOutput) -> Stored {
+    Stored {
+        etag: r.e_tag().map(str::to_string),
+        etag_not_md5: etag_not_md5(r.server_side_encryption(), r.sse_customer_algorithm()),
+    }
+}
+
+/// SSE-KMS, DSSE-KMS and SSE-C objects have ETags that are not the MD5 of their content.
+fn etag_not_md5(
+    sse: Option<&aws_sdk_s3::types::ServerSideEncryption>,
+    sse_c: Option<&str>,
+) -> bool {
+    use aws_sdk_s3::types::ServerSideEncryption as Sse;
+    sse_c.is_some() || matches!(sse, Some(Sse::AwsKms | Sse::AwsKmsDsse))
+}
+
+/// A failed write: `BadDigest` is sent again by the verifier, anything else is final here
+/// (the SDK has already retried what is transient).
+fn put_send_error<E>(explained: String, e: &aws_sdk_s3::error::SdkError<E>) -> SendError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata,
+{
+    let code = e.as_service_error().and_then(|s| s.code());
+    if verify::is_bad_digest(code) {
+        SendError::BadDigest(explained)
+    } else {
+        SendError::Other(explained)
+    }
 }
 
 async fn upload_single(
@@ -451,31 +544,60 @@ async fn upload_single(
     h: &headers::ObjectHeaders,
 ) -> Result<(), String> {
     let t = &shared.target;
-    let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
-    let body = ByteStream::read_from()
-        .path(&f.path)
-        .length(Length::Exact(f.size))
-        .build()
+    // The MD5 of the bytes as they are now: the body below streams the same range (a change
+    // meanwhile is caught by the store's Content-MD5 check, and by `upload_stable`).
+    let md5 = file_md5(&f.path, 0, f.size).await?;
+    let what = t.local_name(&f.rel);
+    shared
+        .verifier
+        .send(&shared.out, &what, &md5.hex, || async {
+            let _permit = shared
+                .permits
+                .acquire()
+                .await
+                .map_err(|e| SendError::Other(e.to_string()))?;
+            let body = ByteStream::read_from()
+                .path(&f.path)
+                .length(Length::Exact(f.size))
+                .build()
+                .await
+                .map_err(|e| SendError::Other(format!("cannot read the file: {e}")))?;
+            let req = t
+                .client
+                .put_object()
+                .bucket(&t.bucket)
+                .key(t.key(&f.rel))
+                .body(body)
+                .content_length(size_i64(f.size))
+                .content_md5(&md5.base64);
+            let mut req = apply_headers!(req, h).customize();
+            if h.content_type.is_none() {
+                // The SDK sends `Content-Type: application/octet-stream` on a PutObject that
+                // sets none, and S3 stores it. aws-cli sends no Content-Type for a file it
+                // cannot type, and S3 then stores `binary/octet-stream`, as it does for our
+                // multipart uploads and CopyObject. Drop the SDK's default (before signing) so
+                // all three agree with aws-cli.
+                req = req.mutate_request(|r| {
+                    r.headers_mut().remove("content-type");
+                });
+            }
+            match req.send().await {
+                Ok(r) => Ok(stored_put(&r)),
+                Err(e) => Err(put_send_error(t.put_error(f, &e), &e)),
+            }
+        })
         .await
-        .map_err(|e| format!("cannot read the file: {e}"))?;
-    let req = t
-        .client
-        .put_object()
-        .bucket(&t.bucket)
-        .key(t.key(&f.rel))
-        .body(body)
-        .content_length(size_i64(f.size));
-    let mut req = apply_headers!(req, h).customize();
-    if h.content_type.is_none() {
-        // The SDK sends `Content-Type: application/octet-stream` on a PutObject that sets none,
-        // and S3 stores it. aws-cli sends no Content-Type for a file it cannot type, and S3
-        // then stores `binary/octet-stream`, as it does for our multipart uploads and
-        // CopyObject. Drop the SDK's default (before signing) so all three agree with aws-cli.
-        req = req.mutate_request(|r| {
-            r.headers_mut().remove("content-type");
-        });
+        .map(|_| ())
+}
+
+/// The MD5 of `len` bytes of a file at `offset`, read off the async threads.
+async fn file_md5(path: &Path, offset: u64, len: u64) -> Result<Md5Sum, String> {
+    let path = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || Md5Sum::of_file_range(&path, offset, len)).await {
+        Ok(Ok(sum)) => Ok(sum),
+        Ok(Err(e)) => Err(format!("cannot read the file: {e}")),
+        Err(e) => Err(format!("internal error: {e}")),
     }
-    req.send().await.map(|_| ()).map_err(|e| t.put_error(f, &e))
 }
 
 fn size_i64(n: u64) -> i64 {
@@ -524,35 +646,61 @@ async fn upload_multipart(
         let upload_id = upload_id.clone();
         let offset = n * part_size;
         let len = part_size.min(f.size - offset);
+        let what = format!("part {} of {parts} of {}", n + 1, t.local_name(&f.rel));
         set.spawn(async move {
             let t = &shared.target;
-            let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
-            let body = ByteStream::read_from()
-                .path(&path)
-                .offset(offset)
-                .length(Length::Exact(len))
-                .build()
-                .await
-                .map_err(|e| format!("cannot read the file: {e}"))?;
+            let md5 = file_md5(&path, offset, len).await?;
             let part_number = i32::try_from(n + 1).unwrap_or(i32::MAX);
-            let resp = t
-                .client
-                .upload_part()
-                .bucket(&t.bucket)
-                .key(&key)
-                .upload_id(&upload_id)
-                .part_number(part_number)
-                .content_length(size_i64(len))
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| explain_sdk_error("put", &t.bucket, Some(&key), false, &e))?;
-            Ok::<_, String>(
+            let stored = shared
+                .verifier
+                .send(&shared.out, &what, &md5.hex, || async {
+                    let _permit = shared
+                        .permits
+                        .acquire()
+                        .await
+                        .map_err(|e| SendError::Other(e.to_string()))?;
+                    let body = ByteStream::read_from()
+                        .path(&path)
+                        .offset(offset)
+                        .length(Length::Exact(len))
+                        .build()
+                        .await
+                        .map_err(|e| SendError::Other(format!("cannot read the file: {e}")))?;
+                    let resp = t
+                        .client
+                        .upload_part()
+                        .bucket(&t.bucket)
+                        .key(&key)
+                        .upload_id(&upload_id)
+                        .part_number(part_number)
+                        .content_length(size_i64(len))
+                        .content_md5(&md5.base64)
+                        .body(body)
+                        .send()
+                        .await;
+                    match resp {
+                        Ok(r) => Ok(Stored {
+                            etag: r.e_tag().map(str::to_string),
+                            etag_not_md5: etag_not_md5(
+                                r.server_side_encryption(),
+                                r.sse_customer_algorithm(),
+                            ),
+                        }),
+                        Err(e) => Err(put_send_error(
+                            explain_sdk_error("put", &t.bucket, Some(&key), false, &e),
+                            &e,
+                        )),
+                    }
+                })
+                .await?;
+            Ok::<_, String>((
                 CompletedPart::builder()
                     .part_number(part_number)
-                    .set_e_tag(resp.e_tag().map(str::to_string))
+                    .set_e_tag(stored.etag)
                     .build(),
-            )
+                md5,
+                stored.etag_not_md5,
+            ))
         });
     }
     let mut completed = Vec::with_capacity(usize::try_from(parts).unwrap_or(0));
@@ -582,8 +730,13 @@ async fn upload_multipart(
     let result = match error {
         Some(e) => Err(e),
         None => {
-            completed.sort_by_key(|p| p.part_number());
-            let expected = multipart_etag(&completed);
+            completed.sort_by_key(|(p, _, _)| p.part_number());
+            let md5s: Vec<Md5Sum> = completed.iter().map(|(_, m, _)| m.clone()).collect();
+            // SSE-KMS or SSE-C: the parts' ETags, and so the object's, are not MD5s.
+            let not_md5 = completed.iter().any(|(_, _, n)| *n);
+            let completed: Vec<CompletedPart> = completed.into_iter().map(|(p, _, _)| p).collect();
+            // What the object's ETag must be: from the MD5s of the bytes we read and sent.
+            let expected = Some(verify::multipart_etag(&md5s));
             let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
             let res = t
                 .client
@@ -599,7 +752,17 @@ async fn upload_multipart(
                 .send()
                 .await;
             match res {
-                Ok(_) => Ok(()),
+                Ok(r) => {
+                    let stored = Stored {
+                        etag: r.e_tag().map(str::to_string),
+                        etag_not_md5: not_md5 || etag_not_md5(r.server_side_encryption(), None),
+                    };
+                    shared.verifier.check_multipart(
+                        &t.local_name(&f.rel),
+                        expected.as_deref().unwrap_or_default(),
+                        &stored,
+                    )
+                }
                 // A retried CompleteMultipartUpload whose first attempt succeeded but whose
                 // answer was lost (a stalled connection) meets an upload ID that no longer
                 // exists: S3 documents NoSuchUpload for "aborted or completed". The object
@@ -632,18 +795,6 @@ async fn upload_multipart(
         }
     }
     result
-}
-
-/// The ETag S3 gives an object completed from these parts: the MD5 of the parts' binary MD5s,
-/// `-N`. `None` when a part's ETag is not an MD5 (SSE-KMS, SSE-C).
-fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
-    use md5::Digest;
-    let mut h = md5::Md5::new();
-    for p in parts {
-        let etag = p.e_tag()?.trim_matches('"');
-        h.update(hex::decode(etag).ok().filter(|b| b.len() == 16)?);
-    }
-    Some(format!("{}-{}", hex::encode(h.finalize()), parts.len()))
 }
 
 /// Whether `key` already holds the object these parts make (ETag `expected`).
@@ -739,7 +890,9 @@ async fn reheader_one(shared: &Arc<Shared>, i: usize) {
                     .out
                     .error_line(format!("update headers failed: {} {msg}", t.s3_url(&f.rel)));
             }
-            lock(&shared.result).failures.push((f.rel.clone(), msg));
+            lock(&shared.result)
+                .failures
+                .push((Some(f.rel.clone()), msg));
         }
     }
 }
@@ -765,9 +918,11 @@ async fn delete_all(shared: &Arc<Shared>, rels: &[String]) {
         let delete = match delete {
             Ok(d) => d,
             Err(e) => {
+                // Every key of the batch stays, and is reported as not deleted.
+                let msg = e.to_string();
                 lock(&shared.result)
                     .failures
-                    .push(("(delete)".into(), e.to_string()));
+                    .extend(batch.iter().map(|rel| (Some(rel.clone()), msg.clone())));
                 return;
             }
         };
@@ -801,9 +956,11 @@ async fn delete_all(shared: &Arc<Shared>, rels: &[String]) {
                         .out
                         .error_line(format!("delete failed: s3://{}/{key} {msg}", t.bucket));
                     lock(&shared.result).failures.push((
-                        key.strip_prefix(t.prefix.as_str())
-                            .unwrap_or(key)
-                            .to_string(),
+                        Some(
+                            key.strip_prefix(t.prefix.as_str())
+                                .unwrap_or(key)
+                                .to_string(),
+                        ),
                         msg,
                     ));
                 }
@@ -824,7 +981,9 @@ async fn delete_all(shared: &Arc<Shared>, rels: &[String]) {
                     t.bucket,
                     t.prefix
                 ));
-                lock(&shared.result).failures.push(("(delete)".into(), msg));
+                lock(&shared.result)
+                    .failures
+                    .extend(batch.iter().map(|rel| (Some(rel.clone()), msg.clone())));
                 return;
             }
         }
@@ -834,6 +993,22 @@ async fn delete_all(shared: &Arc<Shared>, rels: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_memory_is_bounded_apart_from_the_request_pool() {
+        assert_eq!(compress_memory_mib(0), 1);
+        assert_eq!(compress_memory_mib(30 * 1024), 1, "a typical bundle");
+        assert_eq!(compress_memory_mib(3 * 1024 * 1024 / 2), 3);
+        // The largest file that is compressed (16 MiB) holds 32 MiB: 8 of them at once.
+        assert_eq!(compress_memory_mib(super::compress::MAX_SIZE), 32);
+        assert_eq!(
+            COMPRESS_MEMORY_MIB / compress_memory_mib(super::compress::MAX_SIZE),
+            8
+        );
+        // Never more than the whole budget, so one file cannot wait for ever.
+        assert_eq!(compress_memory_mib(u64::MAX), COMPRESS_MEMORY_MIB);
+        assert!(compress_slots() >= 1);
+    }
 
     #[test]
     fn copy_source_is_percent_encoded_but_slashes() {
@@ -877,30 +1052,6 @@ mod tests {
         assert_eq!(local_name(".", "sub/b.css"), "sub/b.css");
         assert_eq!(local_name("dist", "sub/b.css"), "dist/sub/b.css");
         assert_eq!(local_name("../site", "foo.txt"), "../site/foo.txt");
-    }
-
-    #[test]
-    fn multipart_etag_is_the_md5_of_the_part_md5s() {
-        let part = |n: i32, body: &[u8]| {
-            use md5::Digest;
-            CompletedPart::builder()
-                .part_number(n)
-                .e_tag(format!("\"{}\"", hex::encode(md5::Md5::digest(body))))
-                .build()
-        };
-        let parts = [part(1, b"a"), part(2, b"b")];
-        let want = {
-            use md5::Digest;
-            let mut both = md5::Md5::digest(b"a").to_vec();
-            both.extend(md5::Md5::digest(b"b"));
-            format!("{}-2", hex::encode(md5::Md5::digest(&both)))
-        };
-        assert_eq!(multipart_etag(&parts).as_deref(), Some(want.as_str()));
-        let kms = CompletedPart::builder()
-            .part_number(1)
-            .e_tag("\"not-md5\"")
-            .build();
-        assert_eq!(multipart_etag(&[kms]), None);
     }
 
     #[test]

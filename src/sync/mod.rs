@@ -10,6 +10,7 @@ pub mod local;
 pub mod plan;
 pub mod remote;
 pub mod request_extras;
+pub mod verify;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,8 +124,9 @@ pub struct SyncOutcome {
     pub not_md5: usize,
     pub dry_run: bool,
     pub warnings: usize,
-    /// (relative key, message) of every failed operation: non-empty means exit 1.
-    pub failures: Vec<(String, String)>,
+    /// (relative key, message) of every failed operation: non-empty means exit 1. No key for a
+    /// failure that is not about one object.
+    pub failures: Vec<(Option<String>, String)>,
     pub html_held_back: usize,
     pub deletes_held_back: usize,
     /// Header re-applies not started because an earlier operation failed (the next run does

@@ -438,6 +438,9 @@ pub enum Action {
     LoseAnswer,
     /// Forward, then send the answer's body in `chunks` pieces, `every` apart: slow but moving.
     Trickle { chunks: usize, every: Duration },
+    /// Forward with one byte of the request body changed (the middle one, inverted), as a
+    /// faulty middlebox or NIC would: headers, Content-MD5 included, go through untouched.
+    CorruptBody,
 }
 
 impl Action {
@@ -745,6 +748,7 @@ async fn handle(
     rec.body_len = body.len();
 
     let action = lock(&ctx.shared.faults).decide(&rec.method, &rec.path, &rec.query, &rec.body);
+    let mut corrupt = false;
 
     let delay = match action {
         Some(Action::Respond {
@@ -792,6 +796,10 @@ async fn handle(
         Some(Action::LoseAnswer) => Some(Pace::Never),
         Some(Action::Delay(d)) => Some(Pace::Delay(d)),
         Some(Action::Trickle { chunks, every }) => Some(Pace::Trickle(chunks, every)),
+        Some(Action::CorruptBody) => {
+            corrupt = true;
+            None
+        }
         None => None,
     };
 
@@ -803,6 +811,14 @@ async fn handle(
         .build()?;
     parts.headers.retain_hop_by_hop();
     // The whole body is forwarded as received (HTTP trailers of a chunked request included).
+    let body = if corrupt && !body.is_empty() {
+        let mut b = body.to_vec();
+        let mid = b.len() / 2;
+        b[mid] = !b[mid];
+        Bytes::from(b)
+    } else {
+        body
+    };
     let upstream_body = match trailers {
         None => Full::new(body).boxed(),
         Some(t) => Full::new(body)

@@ -1,0 +1,365 @@
+//! Every byte verified: each PutObject and UploadPart carries `Content-MD5`, and the ETag S3
+//! answers is compared with the MD5 of the bytes sent.
+//!
+//! Two checks, by two parties:
+//! - **The store** recomputes the MD5 of what it received and refuses the write with
+//!   `400 BadDigest` when it differs from `Content-MD5` (S3 and the S3-compatible stores that
+//!   implement the header: MinIO, Ceph RGW, Cloudflare R2, Google Cloud Storage, Backblaze B2,
+//!   Wasabi). Content-MD5 is part of the S3 API since its first version, unlike the newer
+//!   `x-amz-checksum-*` headers (sent too with `--checksum-algorithm`), which many stores lack.
+//! - **The pipe** compares the ETag of the answer with the MD5 it computed: for a single PUT
+//!   the ETag is the MD5 of the object; for a part, of the part; for a completed multipart
+//!   upload, the MD5 of the parts' MD5s and `-N`. This catches a store (or an emulator) that
+//!   ignores Content-MD5, and a proxy that changed the body.
+//!
+//! A `BadDigest` or a mismatching ETag is retried: the bytes are read and sent again, up to
+//! [`VERIFY_ATTEMPTS`] times in all, then the upload fails and is reported. The ETag is not an
+//! MD5 with SSE-KMS, DSSE-KMS or SSE-C (the answer says so), nor on a store whose ETags are
+//! random per write (some stores that encrypt at rest): two attempts that give two different
+//! ETags for the same bytes show that, and from then on this run relies on Content-MD5 alone,
+//! with one warning.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use base64::Engine;
+use md5::{Digest, Md5};
+
+use crate::output::Output;
+
+/// Attempts in all for one PUT or part whose bytes were not stored as sent.
+pub const VERIFY_ATTEMPTS: usize = 3;
+
+/// The MD5 of bytes about to be sent: hex (to compare with ETags) and base64 (`Content-MD5`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Md5Sum {
+    pub hex: String,
+    pub base64: String,
+    pub raw: [u8; 16],
+}
+
+impl Md5Sum {
+    fn from_hasher(h: Md5) -> Md5Sum {
+        let raw: [u8; 16] = h.finalize().into();
+        Md5Sum {
+            hex: hex::encode(raw),
+            base64: base64::engine::general_purpose::STANDARD.encode(raw),
+            raw,
+        }
+    }
+
+    pub fn of(bytes: &[u8]) -> Md5Sum {
+        let mut h = Md5::new();
+        h.update(bytes);
+        Md5Sum::from_hasher(h)
+    }
+
+    /// The MD5 of `len` bytes of the file at `offset` (blocking: call from `spawn_blocking`).
+    /// Fails when the file has fewer bytes than that: it changed since it was scanned.
+    pub fn of_file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Md5Sum> {
+        let mut f = std::fs::File::open(path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut h = Md5::new();
+        let mut left = len;
+        let mut buf = vec![0u8; 256 * 1024];
+        while left > 0 {
+            let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = f.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file is shorter than when it was scanned",
+                ));
+            }
+            h.update(&buf[..n]);
+            left -= n as u64;
+        }
+        Ok(Md5Sum::from_hasher(h))
+    }
+}
+
+/// The ETag of a multipart upload completed from parts with these MD5s.
+pub fn multipart_etag(parts: &[Md5Sum]) -> String {
+    let mut h = Md5::new();
+    for p in parts {
+        h.update(p.raw);
+    }
+    format!("{}-{}", hex::encode(h.finalize()), parts.len())
+}
+
+/// What the store answered to a write.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub etag: Option<String>,
+    /// SSE-KMS, DSSE-KMS or SSE-C: the ETag is not an MD5 of the content.
+    pub etag_not_md5: bool,
+}
+
+/// A write that failed.
+#[derive(Debug)]
+pub enum SendError {
+    /// The store refused the bytes: they differ from `Content-MD5` (`BadDigest`).
+    BadDigest(String),
+    /// Anything else, already explained.
+    Other(String),
+}
+
+/// What this run learned of the store's ETags, shared by every upload.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    /// Set once the store gave two different ETags for the same bytes.
+    random_etags: AtomicBool,
+}
+
+/// Whether `etag` (quotes allowed) is the MD5 hex `expected`, is something else, or says
+/// nothing about it.
+#[derive(Debug, PartialEq, Eq)]
+enum EtagCheck {
+    Equal,
+    Differs(String),
+    Unknown,
+}
+
+fn check_etag(expected: &str, stored: &Stored) -> EtagCheck {
+    if stored.etag_not_md5 {
+        return EtagCheck::Unknown;
+    }
+    match stored.etag.as_deref().map(|e| e.trim_matches('"')) {
+        None | Some("") => EtagCheck::Unknown,
+        Some(e) if e.eq_ignore_ascii_case(expected) => EtagCheck::Equal,
+        Some(e) => EtagCheck::Differs(e.to_string()),
+    }
+}
+
+impl Verifier {
+    /// Send with `send` (which sets `Content-MD5` from the same bytes) until the store holds
+    /// exactly the bytes whose MD5 is `expected`; `what` names them in messages ("a.css",
+    /// "part 3 of big.bin"). Returns the store's answer.
+    pub async fn send<F, Fut>(
+        &self,
+        out: &Output,
+        what: &str,
+        expected: &str,
+        mut send: F,
+    ) -> Result<Stored, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Stored, SendError>>,
+    {
+        let mut seen: Vec<String> = Vec::new();
+        let mut last = String::new();
+        for attempt in 1..=VERIFY_ATTEMPTS {
+            let problem = match send().await {
+                Err(SendError::Other(msg)) => return Err(msg),
+                Err(SendError::BadDigest(msg)) => format!(
+                    "the store refused the bytes of {what}: they changed on the way (BadDigest: {msg})"
+                ),
+                Ok(stored) => {
+                    if self.random_etags.load(Ordering::Relaxed) {
+                        return Ok(stored);
+                    }
+                    match check_etag(expected, &stored) {
+                        EtagCheck::Equal | EtagCheck::Unknown => return Ok(stored),
+                        EtagCheck::Differs(etag) => {
+                            if seen.iter().any(|s| s == &etag) {
+                                return Err(format!(
+                                    "the store keeps storing other bytes than were sent for {what}: ETag {etag} on every attempt, expected the MD5 {expected}; check proxies between the runner and the store"
+                                ));
+                            }
+                            if !seen.is_empty() {
+                                // Two different ETags for the same bytes: not MD5s.
+                                self.random_etags.store(true, Ordering::Relaxed);
+                                out.warn(format!(
+                                    "the store's ETags are not MD5s of the content (it gave {} and {etag} for the same bytes of {what}): for the rest of this run uploads are verified by the store's Content-MD5 check only",
+                                    seen[0]
+                                ));
+                                return Ok(stored);
+                            }
+                            seen.push(etag.clone());
+                            format!(
+                                "the store holds other bytes than were sent for {what}: ETag {etag}, expected the MD5 {expected}"
+                            )
+                        }
+                    }
+                }
+            };
+            if attempt < VERIFY_ATTEMPTS {
+                out.warn(format!(
+                    "{problem}; sending it again (attempt {} of {VERIFY_ATTEMPTS})",
+                    attempt + 1
+                ));
+            }
+            last = problem;
+        }
+        Err(format!("{last} ({VERIFY_ATTEMPTS} attempts)"))
+    }
+}
+
+impl Verifier {
+    /// Check the ETag of a completed multipart upload against the MD5 of the parts' MD5s.
+    /// Not retried: the parts were each verified; a mismatch here means the store assembled
+    /// other parts, and the upload fails (the next run uploads the file again).
+    pub fn check_multipart(
+        &self,
+        what: &str,
+        expected: &str,
+        stored: &Stored,
+    ) -> Result<(), String> {
+        if self.random_etags.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match check_etag(expected, stored) {
+            EtagCheck::Equal | EtagCheck::Unknown => Ok(()),
+            EtagCheck::Differs(etag) => Err(format!(
+                "the store completed {what} as other bytes than were sent: ETag {etag}, expected {expected}"
+            )),
+        }
+    }
+}
+
+/// Whether an S3 error code means the bytes did not match `Content-MD5`.
+pub fn is_bad_digest(code: Option<&str>) -> bool {
+    code == Some("BadDigest")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn stored(etag: &str) -> Stored {
+        Stored {
+            etag: Some(format!("\"{etag}\"")),
+            etag_not_md5: false,
+        }
+    }
+
+    #[test]
+    fn sums_and_multipart_etags() {
+        let s = Md5Sum::of(b"hello");
+        assert_eq!(s.hex, "5d41402abc4b2a76b9719d911017c592");
+        assert_eq!(s.base64, "XUFAKrxLKna5cZ2REBfFkg==");
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"xxhelloyy").expect("write");
+        assert_eq!(Md5Sum::of_file_range(&p, 2, 5).expect("range"), s);
+        assert!(Md5Sum::of_file_range(&p, 5, 10).is_err(), "short file");
+        // Two parts "a" and "b": md5(md5("a") ++ md5("b"))-2, as S3 computes it.
+        let etag = multipart_etag(&[Md5Sum::of(b"a"), Md5Sum::of(b"b")]);
+        let mut both = Vec::new();
+        both.extend_from_slice(&Md5Sum::of(b"a").raw);
+        both.extend_from_slice(&Md5Sum::of(b"b").raw);
+        assert_eq!(etag, format!("{}-2", Md5Sum::of(&both).hex));
+    }
+
+    #[test]
+    fn etag_checks() {
+        let md5 = "5d41402abc4b2a76b9719d911017c592";
+        assert_eq!(check_etag(md5, &stored(md5)), EtagCheck::Equal);
+        assert_eq!(
+            check_etag(md5, &stored("00000000000000000000000000000000")),
+            EtagCheck::Differs("00000000000000000000000000000000".into())
+        );
+        let kms = Stored {
+            etag_not_md5: true,
+            ..stored("ffff")
+        };
+        assert_eq!(check_etag(md5, &kms), EtagCheck::Unknown);
+    }
+
+    fn run<F>(v: &Verifier, answers: Vec<Result<Stored, SendError>>, f: F)
+    where
+        F: FnOnce(Result<Stored, String>, usize),
+    {
+        let answers = Mutex::new(answers.into_iter());
+        let calls = Mutex::new(0usize);
+        let out = Output::new(false, crate::output::Redactor::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        let res = rt.block_on(v.send(
+            &out,
+            "a.css",
+            "5d41402abc4b2a76b9719d911017c592",
+            || async {
+                *calls.lock().expect("lock") += 1;
+                answers
+                    .lock()
+                    .expect("lock")
+                    .next()
+                    .unwrap_or(Err(SendError::Other("no more answers".into())))
+            },
+        ));
+        f(res, *calls.lock().expect("lock"));
+    }
+
+    #[test]
+    fn mismatches_and_bad_digests_are_sent_again() {
+        let good = "5d41402abc4b2a76b9719d911017c592";
+        let bad = "00000000000000000000000000000000";
+        let v = Verifier::default();
+        run(&v, vec![Ok(stored(bad)), Ok(stored(good))], |r, calls| {
+            assert!(r.is_ok());
+            assert_eq!(calls, 2);
+        });
+        run(
+            &v,
+            vec![Err(SendError::BadDigest("x".into())), Ok(stored(good))],
+            |r, calls| {
+                assert!(r.is_ok());
+                assert_eq!(calls, 2);
+            },
+        );
+        // The same wrong ETag twice: the store keeps other bytes; fail.
+        run(&v, vec![Ok(stored(bad)), Ok(stored(bad))], |r, calls| {
+            let e = r.expect_err("persistent mismatch");
+            assert!(e.contains("on every attempt"), "{e}");
+            assert_eq!(calls, 2);
+        });
+        run(
+            &v,
+            vec![
+                Err(SendError::BadDigest("x".into())),
+                Err(SendError::BadDigest("x".into())),
+                Err(SendError::BadDigest("x".into())),
+            ],
+            |r, calls| {
+                assert!(r.expect_err("3 bad digests").contains("(3 attempts)"));
+                assert_eq!(calls, 3);
+            },
+        );
+        run(
+            &v,
+            vec![Err(SendError::Other("denied".into()))],
+            |r, calls| {
+                assert_eq!(r.expect_err("other"), "denied");
+                assert_eq!(calls, 1, "other errors are not sent again here");
+            },
+        );
+    }
+
+    #[test]
+    fn a_store_with_random_etags_is_trusted_after_two_different_ones() {
+        let v = Verifier::default();
+        run(
+            &v,
+            vec![
+                Ok(stored("11111111111111111111111111111111")),
+                Ok(stored("22222222222222222222222222222222")),
+            ],
+            |r, calls| {
+                assert!(r.is_ok());
+                assert_eq!(calls, 2);
+            },
+        );
+        run(
+            &v,
+            vec![Ok(stored("33333333333333333333333333333333"))],
+            |r, calls| {
+                assert!(r.is_ok(), "not compared any more");
+                assert_eq!(calls, 1);
+            },
+        );
+    }
+}
