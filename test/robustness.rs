@@ -326,3 +326,89 @@ fn a_refused_delete_batch_reports_the_keys_it_kept() {
     assert_eq!(failed, ["www/old1.js", "www/old2.js"]);
     assert_eq!(keys(&moto.url(), "keep").len(), 3, "nothing deleted");
 }
+
+// ---- Credentials outlive a long deploy (#15 item 6) ----
+
+/// STS's first answer expires in a minute (a deploy longer than the session, compressed in
+/// time): the pipe exchanges the step's token again before the credentials expire, and the
+/// sync goes on signed with the new ones.
+#[test]
+fn role_credentials_are_renewed_before_they_expire() {
+    let moto = Moto::start();
+    let proxy = Proxy::start(&moto.url());
+    create_bucket(&moto.url(), "long");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let soon = aws_smithy_types::DateTime::from_secs(i64::try_from(now + 60).unwrap_or(0))
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .expect("date");
+    let answer = format!(
+        r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>repo:step</SubjectFromWebIdentityToken>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::123456789012:assumed-role/BitbucketDeploy/s</Arn>
+      <AssumedRoleId>AROAEXAMPLE:s</AssumedRoleId>
+    </AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>ASIAFIRSTSESSION0001</AccessKeyId>
+      <SecretAccessKey>firstSecretKeyThatExpiresInOneMinute00000</SecretAccessKey>
+      <SessionToken>FirstSessionTokenThatExpiresSoon</SessionToken>
+      <Expiration>{soon}</Expiration>
+    </Credentials>
+    <Audience>ari:cloud:bitbucket::workspace/0000</Audience>
+    <Provider>api.bitbucket.org</Provider>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata><RequestId>proxy-1</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>"#
+    );
+    proxy.set_rules(vec![
+        Rule::new(
+            Match::any().body_contains("Action=AssumeRoleWithWebIdentity"),
+            Action::Respond {
+                status: 200,
+                content_type: "text/xml".into(),
+                body: answer,
+            },
+        )
+        .times(1),
+    ]);
+    let token = s3_deploy_pipe::credentials::jwt::make_test_token(&format!(
+        r#"{{"iss":"https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc","aud":"ari:cloud:bitbucket::workspace/0000","sub":"{{repo}}:{{step}}","exp":{}}}"#,
+        now + 3600
+    ));
+    let dir = site(&[("index.html", b"<h1>hi</h1>"), ("a.css", b"a{}")]);
+    let run = run_pipe(&[
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", &proxy.url()),
+        (
+            "AWS_OIDC_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/BitbucketDeploy",
+        ),
+        ("BITBUCKET_STEP_OIDC_TOKEN", &token),
+        ("S3_BUCKET", "long"),
+        ("LOCAL_PATH", &dir.path().display().to_string()),
+    ]);
+    run.assert_code(0)
+        .assert_contains("Renewed the role's credentials before they expired");
+    assert!(!run.all().contains("firstSecretKey"), "{}", run.all());
+    let reqs = proxy.requests();
+    let exchanges = reqs.iter().filter(|r| r.is_sts()).count();
+    assert_eq!(exchanges, 2, "the token was exchanged again");
+    // The listing may still be signed with the first credentials (valid for a minute yet);
+    // every upload, made after the renewal, is signed with the new ones.
+    let puts: Vec<_> = reqs.iter().filter(|r| r.is_put_object()).collect();
+    assert_eq!(puts.len(), 2);
+    for r in puts {
+        let key = r.access_key.as_deref().unwrap_or_default();
+        assert!(
+            !key.is_empty() && key != "ASIAFIRSTSESSION0001",
+            "{} {} signed with {key:?}",
+            r.method,
+            r.path
+        );
+    }
+    assert_eq!(keys(&moto.url(), "long"), ["a.css", "index.html"]);
+}

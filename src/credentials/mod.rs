@@ -150,15 +150,32 @@ pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, Credent
                 access_key_id = creds.access_key_id(),
                 "temporary credentials"
             );
-            let provider = Credentials::new(
+            let first = Credentials::new(
                 creds.access_key_id(),
                 creds.secret_access_key(),
                 Some(creds.session_token().to_string()),
                 SystemTime::try_from(*creds.expiration()).ok(),
                 "bitbucket-oidc",
             );
+            // A deploy longer than the session gets new credentials before these expire, from
+            // the same token, as long as the token itself is valid (`OidcRefresh`).
+            let provider = OidcRefresh {
+                sts,
+                role_arn: role_arn.clone(),
+                session_name: session_name.clone(),
+                token: token.clone(),
+                duration_secs: i32::try_from(*duration_secs).unwrap_or(3600),
+                token_expiry: claims.exp,
+                first: std::sync::Mutex::new(Some(first)),
+                out: out.clone(),
+            };
             Ok(loader(config, &region)
                 .credentials_provider(provider)
+                .identity_cache(
+                    aws_config::identity::IdentityCache::lazy()
+                        .buffer_time(REFRESH_BEFORE_EXPIRY)
+                        .build(),
+                )
                 .load()
                 .await)
         }
@@ -195,6 +212,111 @@ pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, Credent
             check_chain(&sdk).await?;
             Ok(sdk)
         }
+    }
+}
+
+/// How long before the role's credentials expire new ones are fetched. The SDK's cache takes
+/// a random part of up to half of it off, so the refresh happens 5 to 10 minutes before the
+/// expiry: long enough for any request signed with the old ones (a part upload, retries) to
+/// be received while they are still valid.
+const REFRESH_BEFORE_EXPIRY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The role's credentials for a deploy that outlives them: the first ones come from
+/// `resolve` (which explains a refusal in detail); later calls, made by the SDK's identity
+/// cache shortly before they expire, exchange the step's token again.
+struct OidcRefresh {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    session_name: String,
+    token: crate::config::Secret,
+    duration_secs: i32,
+    /// The token's `exp` claim (Unix seconds), when it has one.
+    token_expiry: Option<i64>,
+    first: std::sync::Mutex<Option<Credentials>>,
+    out: Output,
+}
+
+impl std::fmt::Debug for OidcRefresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcRefresh")
+            .field("role_arn", &self.role_arn)
+            .field("session_name", &self.session_name)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcRefresh {
+    async fn exchange(&self) -> aws_credential_types::provider::Result {
+        use aws_credential_types::provider::error::CredentialsError as Refresh;
+        if let Some(exp) = self.token_expiry.filter(|exp| *exp <= unix_now()) {
+            return Err(Refresh::provider_error(format!(
+                "the role's credentials expire and cannot be renewed: the step's OIDC token expired {} ago. The deploy outlived the token: raise AWS_ROLE_SESSION_DURATION (up to the role's maximum session duration) so that one session covers the whole deploy",
+                human_age(unix_now() - exp)
+            )));
+        }
+        let resp = self
+            .sts
+            .assume_role_with_web_identity()
+            .role_arn(&self.role_arn)
+            .role_session_name(&self.session_name)
+            .web_identity_token(self.token.expose())
+            .duration_seconds(self.duration_secs)
+            .send()
+            .await
+            .map_err(|e| {
+                Refresh::provider_error(format!(
+                    "renewing the role's credentials failed: {}",
+                    crate::aws_error::code_and_detail(&e).1
+                ))
+            })?;
+        let Some(creds) = resp.credentials() else {
+            return Err(Refresh::provider_error(
+                "renewing the role's credentials: STS answered without credentials",
+            ));
+        };
+        self.out.add_secret(creds.secret_access_key());
+        self.out.add_secret(creds.session_token());
+        let expiry = creds
+            .expiration()
+            .fmt(Format::DateTime)
+            .unwrap_or_else(|_| "unknown".into());
+        self.out.info(format!(
+            "Renewed the role's credentials before they expired; the new ones expire at {expiry}"
+        ));
+        Ok(Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_string()),
+            SystemTime::try_from(*creds.expiration()).ok(),
+            "bitbucket-oidc",
+        ))
+    }
+}
+
+impl aws_credential_types::provider::ProvideCredentials for OidcRefresh {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let first = self.first.lock().ok().and_then(|mut f| f.take());
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            match first {
+                Some(c) => Ok(c),
+                None => self.exchange().await,
+            }
+        })
+    }
+}
+
+fn human_age(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", secs / 60, secs % 60)
     }
 }
 
@@ -431,6 +553,41 @@ mod tests {
     fn expiry_is_compared_with_now() {
         assert!(fix("ExpiredTokenException", "x", 1600).contains("EXPIRED 10m00s ago"));
         assert!(fix("AccessDenied", "x", 400).contains("valid for 10m00s more"));
+    }
+
+    #[tokio::test]
+    async fn credentials_are_not_renewed_with_an_expired_token() {
+        use aws_credential_types::provider::ProvideCredentials;
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .build(),
+        );
+        let first = Credentials::new("ASIAFIRST", "secret", None, None, "test");
+        let refresh = OidcRefresh {
+            sts,
+            role_arn: "arn:aws:iam::123456789012:role/R".into(),
+            session_name: "s".into(),
+            token: crate::config::Secret::new("s3cr3t-t0ken".into()),
+            duration_secs: 3600,
+            token_expiry: Some(unix_now() - 125),
+            first: std::sync::Mutex::new(Some(first)),
+            out: Output::new(false, crate::output::Redactor::default()),
+        };
+        // The first call hands over the credentials `resolve` already fetched.
+        let c = refresh.provide_credentials().await.expect("first");
+        assert_eq!(c.access_key_id(), "ASIAFIRST");
+        // The next one would exchange the token again, but it has expired: no request, and
+        // the message says why and what to change.
+        let e = refresh
+            .provide_credentials()
+            .await
+            .expect_err("expired token");
+        let text = crate::network::chain_text(&e);
+        assert!(text.contains("OIDC token expired 2m0"), "{text}");
+        assert!(text.contains("AWS_ROLE_SESSION_DURATION"), "{text}");
+        assert!(!format!("{refresh:?}").contains("s3cr3t"), "{refresh:?}");
     }
 
     #[test]
