@@ -79,18 +79,33 @@ pub fn encode_path(path: &str) -> String {
         Some(b) => (b, "*"),
         None => (path, ""),
     };
-    let mut out = String::with_capacity(path.len());
-    for b in body.bytes() {
-        let unsafe_char = b <= 0x20 || b >= 0x7f || br##"<>"#%{}|\^~[]`?*"##.contains(&b);
-        if unsafe_char {
-            out.push_str(&format!("%{b:02X}"));
-        } else {
-            out.push(char::from(b));
-        }
-    }
-    out.push_str(star);
-    out
+    format!(
+        "{}{star}",
+        percent_encoding::utf8_percent_encode(body, CLOUDFRONT_PATH)
+    )
 }
+
+/// What CloudFront wants encoded in an invalidation path: controls, space, DEL, RFC 1738's
+/// unsafe characters, `?` and `*` (a `*` inside a path is not a wildcard), and every non-ASCII
+/// byte (which `percent_encoding` always encodes).
+const CLOUDFRONT_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'<')
+    .add(b'>')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'~')
+    .add(b'[')
+    .add(b']')
+    .add(b'`')
+    .add(b'?')
+    .add(b'*');
 
 /// The paths for the keys the sync changed (relative to the S3 prefix), below `path_prefix`
 /// (starts and ends with `/`). A key ending in `index.html` also invalidates its folder, with
@@ -437,6 +452,7 @@ mod tests {
         assert_eq!(encode_path("/a+b=c&d.js"), "/a+b=c&d.js");
         assert_eq!(encode_path("/assets/*"), "/assets/*");
         assert_eq!(encode_path("/100%.txt"), "/100%25.txt");
+        assert_eq!(encode_path("/a\u{7f}\tb*c"), "/a%7F%09b%2Ac");
     }
 
     #[test]

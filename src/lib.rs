@@ -78,7 +78,7 @@ pub async fn run(env: Env) -> u8 {
         }
     };
     for s in &config.secrets {
-        redactor.add(s);
+        redactor.add(s.expose());
     }
     output::init_tracing(config.debug, config.color, redactor.clone());
     let out = Output::new(config.color, redactor.clone());

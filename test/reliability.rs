@@ -518,22 +518,39 @@ fn a_file_that_grows_while_uploading_ends_as_one_consistent_version() {
         .times(1),
     ]);
     let path = dir.path().join("growing.log");
-    let writer = {
-        let path = path.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(500));
-            let mut data = std::fs::read(&path).expect("read");
-            data.extend_from_slice(b"second version, longer\n");
-            std::fs::write(&path, data).expect("grow");
-        })
-    };
     let mut vars = key_vars(&proxy.url());
     vars.extend([
         ("S3_BUCKET", "grow".to_string()),
         ("LOCAL_PATH", dir.path().display().to_string()),
     ]);
-    let run = run_pipe(&as_refs(&vars));
-    writer.join().expect("writer");
+    let child = pipe_command(&as_refs(&vars), None)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // The file grows once the proxy holds the first PUT of it (its answer is delayed): the
+    // upload is then in flight, whatever the machine's speed. No sleeping against the clock.
+    let start = Instant::now();
+    while !proxy
+        .requests()
+        .iter()
+        .any(|r| r.is_put_object() && r.path.ends_with("growing.log"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the PUT never came"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut data = std::fs::read(&path).expect("read");
+    data.extend_from_slice(b"second version, longer\n");
+    std::fs::write(&path, data).expect("grow");
+    let out = child.wait_with_output().expect("wait");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
     run.assert_code(0)
         .assert_contains("growing.log changed while it was uploaded");
     let final_bytes = std::fs::read(&path).expect("read");

@@ -73,7 +73,7 @@ pub struct Config {
     /// Warnings found while resolving (printed by the caller).
     pub warnings: Vec<String>,
     /// Every secret value, so that output can redact it whatever prints it.
-    pub secrets: Vec<String>,
+    pub secrets: Vec<Secret>,
     /// `--ca-bundle`: a PEM file of trusted CAs, instead of `SSL_CERT_FILE` / the system's.
     pub ca_bundle: Option<PathBuf>,
     /// `--profile`: the profile of the AWS configuration files for the default chain.
@@ -369,7 +369,7 @@ impl Config {
             report_file,
             run_id,
             warnings,
-            secrets,
+            secrets: secrets.into_iter().map(Secret::new).collect(),
             ca_bundle,
             profile,
             read_timeout,
@@ -506,6 +506,25 @@ mod tests {
             })
             .map_err(|e| e.to_string())
             .expect("configuration survives every value");
+    }
+
+    #[test]
+    fn debug_output_of_the_configuration_shows_no_secret() {
+        let cfg = resolve(&[
+            ("S3_BUCKET", "bkt"),
+            ("LOCAL_PATH", "."),
+            ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMIK7MDENGbPxRfiCYzEXAMPLEKEY",
+            ),
+            ("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"),
+        ])
+        .expect("valid");
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(!shown.contains("FwoGZXIvYXdz"), "{shown}");
+        assert_eq!(cfg.secrets.len(), 2);
     }
 
     #[test]
@@ -760,7 +779,7 @@ mod tests {
         assert!(
             cfg.secrets
                 .iter()
-                .any(|s| s == "0123456789abcdef0123456789abcdef")
+                .any(|s| s.expose() == "0123456789abcdef0123456789abcdef")
         );
         let sync = cfg.sync.expect("sync");
         let x = &sync.request_extras;
@@ -876,7 +895,7 @@ mod tests {
             CredentialSource::AccessKeys { .. }
         ));
         assert_eq!(cfg.warnings.len(), 1);
-        assert_eq!(cfg.secrets, vec!["s3cr3t"]);
+        assert_eq!(cfg.secrets, vec![Secret::new("s3cr3t".into())]);
     }
 
     #[test]

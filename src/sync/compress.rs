@@ -100,6 +100,29 @@ mod tests {
             .collect()
     }
 
+    /// The MD5s of the compressed bytes of a fixed text. When a dependency update (flate2's
+    /// backend, brotli) changes them, every precompressed file would count as changed and be
+    /// uploaded again on the next deploy: this fails first, so the change is a decision.
+    #[test]
+    fn golden_hashes() {
+        use md5::{Digest, Md5};
+        let data = text();
+        let gz = compress(&data, Compression::Gzip).expect("gzip");
+        let br = compress(&data, Compression::Br).expect("br");
+        assert_eq!(
+            (hex::encode(Md5::digest(&gz)), gz.len()),
+            (GOLDEN_GZIP.0.to_string(), GOLDEN_GZIP.1),
+            "gzip output changed"
+        );
+        assert_eq!(
+            (hex::encode(Md5::digest(&br)), br.len()),
+            (GOLDEN_BROTLI.0.to_string(), GOLDEN_BROTLI.1),
+            "brotli output changed"
+        );
+    }
+    const GOLDEN_GZIP: (&str, usize) = ("3f62eeef483a1de4df12f5dd1217b8d8", 5060);
+    const GOLDEN_BROTLI: (&str, usize) = ("d033f18c09d26296dd740acf9b684cf4", 1792);
+
     #[test]
     fn gzip_is_deterministic_and_roundtrips() {
         let data = text();

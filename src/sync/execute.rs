@@ -834,17 +834,21 @@ async fn abort_upload(t: &Target, key: &str, upload_id: &str) -> bool {
     }
 }
 
+/// What `x-amz-copy-source` encodes in a key: everything but RFC 3986's unreserved characters
+/// and `/` (which separates the key's segments, as aws-cli sends it).
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
 /// Percent-encode a key for `x-amz-copy-source`, keeping `/`.
 fn encode_copy_source(bucket: &str, key: &str) -> String {
-    let mut out = format!("{bucket}/");
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    format!(
+        "{bucket}/{}",
+        percent_encoding::utf8_percent_encode(key, COPY_SOURCE)
+    )
 }
 
 async fn reheader_one(shared: &Arc<Shared>, i: usize) {

@@ -25,7 +25,26 @@ fn project_dir() -> PathBuf {
 }
 
 /// The virtualenv's bin dir (moto, awscli). `test/setup` creates it.
+/// The virtualenv with moto and awscli. Installed by `test/setup` (which `test/run` calls);
+/// a plain `cargo test` on a fresh clone runs `test/setup` once per test binary, so that it
+/// works there too, or fails once with what to do.
 pub fn venv_bin() -> PathBuf {
+    static READY: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let ready = READY.get_or_init(|| {
+        let setup = project_dir().join("test").join("setup");
+        // test/setup returns at once when everything is installed.
+        match Command::new(&setup).stdout(Stdio::null()).status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!(
+                "{} failed ({s}): the tests need moto and awscli from PyPI in .venv; run it to see why",
+                setup.display()
+            )),
+            Err(e) => Err(format!("cannot run {}: {e}", setup.display())),
+        }
+    });
+    if let Err(e) = ready {
+        panic!("{e}");
+    }
     project_dir().join(".venv").join("bin")
 }
 
