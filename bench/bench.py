@@ -718,6 +718,17 @@ def report(b, args, started, loads):
     return "\n".join(lines)
 
 
+def write_report(out: Path, text: str) -> None:
+    """Write the report, keeping the sections other scripts own (bench/memory's)."""
+    kept = ""
+    if out.exists():
+        old = out.read_text()
+        marker = "## Peak memory with compression"
+        if marker in old:
+            kept = "\n" + old[old.index(marker):].rstrip() + "\n"
+    out.write_text(text + "\n" + kept)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5, help="runs per tool (P1, P2, P3, T1); default 5")
@@ -746,7 +757,7 @@ def main():
         b.results, b.notes = saved["results"], saved["notes"]
         args.reps, args.slow_reps = saved["reps"], saved["slow_reps"]
         text = report(b, args, saved["started"], tuple(saved["loads"]))
-        out.write_text(text + "\n")
+        write_report(out, text)
         log(f"wrote {out}")
         return
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
@@ -777,7 +788,7 @@ def main():
         {"results": b.results, "notes": b.notes, "reps": args.reps, "slow_reps": args.slow_reps,
          "started": started, "loads": loads, "revision": git_rev()}, indent=1))
     text = report(b, args, started, loads)
-    out.write_text(text + "\n")
+    write_report(out, text)
     log(f"wrote {out}")
     print(text)
 
