@@ -23,15 +23,16 @@ fail() {
   exit 1
 }
 
-install() { # CRATE VERSION (the version its --version prints)
-  if ! "$3" 2>/dev/null | grep -q "$2"; then
+install() { # CRATE VERSION COMMAND... (a command that prints the installed version)
+  if ! "${@:3}" 2>/dev/null | grep -qF "$2"; then
     echo "::: supply chain: cargo install --locked $1@$2"
     timeout 1200 cargo install --quiet --locked "$1@$2" || fail "could not install $1 $2 from crates.io"
   fi
 }
-install cargo-deny "$DENY_VERSION" cargo-deny --version
-install cargo-auditable "$AUDITABLE_VERSION" sh -c 'grep -o "cargo-auditable v[0-9.]*" "$HOME/.cargo/.crates.toml"'
-install cargo-cyclonedx "$CYCLONEDX_VERSION" cargo-cyclonedx --version
+installed() { grep -o "\"$1 [0-9.]* " "${CARGO_HOME:-$HOME/.cargo}/.crates.toml" 2>/dev/null; }
+install cargo-deny "$DENY_VERSION" installed cargo-deny
+install cargo-auditable "$AUDITABLE_VERSION" installed cargo-auditable
+install cargo-cyclonedx "$CYCLONEDX_VERSION" installed cargo-cyclonedx
 
 echo "::: supply chain: cargo deny check licenses bans sources"
 cargo deny --log-level warn check licenses bans sources
