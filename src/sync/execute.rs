@@ -42,9 +42,11 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Memory for precompressed uploads in flight, in MiB: a file is compressed in memory and sent
 /// from there, so each holds its source and its compressed bytes (at most 2 × 16 MiB) from
 /// compression to the end of its PUT. Bounded apart from `MAX_CONCURRENCY`: at 64 requests in
-/// flight, unbounded, that was up to 2 GiB, while a default Bitbucket step has 4 GB in all.
-/// 256 MiB lets 8 of the largest files, or hundreds of typical bundles, be in flight at once.
-const COMPRESS_MEMORY_MIB: u32 = 256;
+/// flight, unbounded, that was 5 GB for 200 files of 15 MiB (BENCHMARKS.md), while a default
+/// Bitbucket step has 4 GB in all. 128 MiB lets 4 of the largest files, or dozens of typical
+/// bundles, be in flight at once; the encoders' own state (a few MiB each, one per core) and
+/// the rest of the pipe come on top, so the measured peak stays well under 300 MB.
+const COMPRESS_MEMORY_MIB: u32 = 128;
 
 /// The share of [`COMPRESS_MEMORY_MIB`] a precompressed upload of a file of `source_size`
 /// bytes holds: its source and at most as many compressed bytes, rounded up to whole MiB.
@@ -1003,11 +1005,11 @@ mod tests {
         assert_eq!(compress_memory_mib(0), 1);
         assert_eq!(compress_memory_mib(30 * 1024), 1, "a typical bundle");
         assert_eq!(compress_memory_mib(3 * 1024 * 1024 / 2), 3);
-        // The largest file that is compressed (16 MiB) holds 32 MiB: 8 of them at once.
+        // The largest file that is compressed (16 MiB) holds 32 MiB: 4 of them at once.
         assert_eq!(compress_memory_mib(super::compress::MAX_SIZE), 32);
         assert_eq!(
             COMPRESS_MEMORY_MIB / compress_memory_mib(super::compress::MAX_SIZE),
-            8
+            4
         );
         // Never more than the whole budget, so one file cannot wait for ever.
         assert_eq!(compress_memory_mib(u64::MAX), COMPRESS_MEMORY_MIB);

@@ -128,6 +128,8 @@ fn check_etag(expected: &str, stored: &Stored) -> EtagCheck {
     match stored.etag.as_deref().map(|e| e.trim_matches('"')) {
         None | Some("") => EtagCheck::Unknown,
         Some(e) if e.eq_ignore_ascii_case(expected) => EtagCheck::Equal,
+        // Not an MD5 at all (a store's own ETag scheme): it says nothing about the bytes.
+        Some(e) if !is_md5_hex(e) && !is_s3_multipart_etag(e) => EtagCheck::Unknown,
         Some(e) => EtagCheck::Differs(e.to_string()),
     }
 }
@@ -211,11 +213,28 @@ impl Verifier {
         }
         match check_etag(expected, stored) {
             EtagCheck::Equal | EtagCheck::Unknown => Ok(()),
+            // Only S3's own form (`<32 hex>-N`) can be checked: a store that builds multipart
+            // ETags its own way says nothing about the bytes (each part was verified).
+            EtagCheck::Differs(etag) if !is_s3_multipart_etag(&etag) => Ok(()),
             EtagCheck::Differs(etag) => Err(format!(
                 "the store completed {what} as other bytes than were sent: ETag {etag}, expected {expected}"
             )),
         }
     }
+}
+
+fn is_md5_hex(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `<32 hex digits>-<parts>`: the form S3 gives a multipart object's ETag.
+fn is_s3_multipart_etag(etag: &str) -> bool {
+    etag.split_once('-').is_some_and(|(h, n)| {
+        h.len() == 32
+            && h.bytes().all(|b| b.is_ascii_hexdigit())
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// Whether an S3 error code means the bytes did not match `Content-MD5`.
@@ -260,6 +279,11 @@ mod tests {
         assert_eq!(
             check_etag(md5, &stored("00000000000000000000000000000000")),
             EtagCheck::Differs("00000000000000000000000000000000".into())
+        );
+        assert_eq!(
+            check_etag(md5, &stored("crc-2a9f01")),
+            EtagCheck::Unknown,
+            "a store's own scheme"
         );
         let kms = Stored {
             etag_not_md5: true,
@@ -337,6 +361,26 @@ mod tests {
                 assert_eq!(calls, 1, "other errors are not sent again here");
             },
         );
+    }
+
+    #[test]
+    fn completed_multipart_etags() {
+        let v = Verifier::default();
+        let want = multipart_etag(&[Md5Sum::of(b"a"), Md5Sum::of(b"b")]);
+        assert!(v.check_multipart("big.bin", &want, &stored(&want)).is_ok());
+        let wrong = format!("{}-2", "0".repeat(32));
+        let e = v
+            .check_multipart("big.bin", &want, &stored(&wrong))
+            .expect_err("S3's form, other bytes");
+        assert!(e.contains("as other bytes than were sent"), "{e}");
+        // A store's own scheme (not `<md5>-N`) cannot be checked: the parts were.
+        assert!(
+            v.check_multipart("big.bin", &want, &stored("abc123"))
+                .is_ok()
+        );
+        assert!(is_s3_multipart_etag("5d41402abc4b2a76b9719d911017c592-12"));
+        assert!(!is_s3_multipart_etag("5d41402abc4b2a76b9719d911017c592"));
+        assert!(!is_s3_multipart_etag("x-1"));
     }
 
     #[test]
