@@ -13,7 +13,8 @@ use flate2::GzBuilder;
 /// and CloudFront itself does not compress objects below 1,000 bytes.
 pub const MIN_SIZE: u64 = 1024;
 /// Files larger than this are uploaded uncompressed: compression runs in memory, and text
-/// assets this large are rare. Keeps memory bounded by concurrency × this size.
+/// assets this large are rare. The uploads of compressed files in flight share a memory
+/// budget (`execute::COMPRESS_MEMORY_MIB`), whatever `MAX_CONCURRENCY` is.
 pub const MAX_SIZE: u64 = 16 * 1024 * 1024;
 /// gzip level 9: the smallest output; deterministic for a given flate2 backend.
 const GZIP_LEVEL: u32 = 9;
