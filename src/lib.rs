@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod invalidate;
 pub mod network;
 pub mod output;
+pub mod release;
 pub mod report;
 pub mod sync;
 
@@ -132,6 +133,8 @@ struct Ended {
     sync: Option<sync::SyncOutcome>,
     invalidations: Vec<invalidate::Invalidation>,
     invalidation_skipped: Option<&'static str>,
+    release: Option<release::record::Recorded>,
+    rollback: Option<release::rollback::RollbackOutcome>,
 }
 
 impl Ended {
@@ -139,6 +142,8 @@ impl Ended {
         Ended {
             code,
             error: None,
+            release: None,
+            rollback: None,
             sync: None,
             invalidations: Vec::new(),
             invalidation_skipped: None,
@@ -164,6 +169,8 @@ fn write_report(path: &std::path::Path, out: &Output, ended: &Ended, dry_run: bo
         sync: ended.sync.as_ref().map(report::SyncReport::from_outcome),
         invalidations: &ended.invalidations,
         invalidation_skipped: ended.invalidation_skipped,
+        release: ended.release.as_ref(),
+        rollback: ended.rollback.as_ref(),
     };
     match report::write(path, &report) {
         Ok(()) => out.info(format!("Report written to {}", path.display())),
@@ -188,6 +195,15 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
             return ended.fail(out, code, e.to_string());
         }
     };
+    match (&config.mode, &config.sync) {
+        (config::Mode::ListReleases, Some(sync_cfg)) => {
+            return list_releases(&sdk, sync_cfg, out, ended).await;
+        }
+        (config::Mode::Rollback(target), Some(sync_cfg)) => {
+            return rollback(&sdk, config, sync_cfg, target, out, cancel, ended).await;
+        }
+        _ => {}
+    }
     let mut failed = false;
     if let Some(sync_cfg) = &config.sync {
         let run = cancel
@@ -198,13 +214,36 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
             return interrupted(out, cancel, ended);
         };
         match run {
-            Ok(outcome) => {
+            Ok(mut outcome) => {
                 // Skipped files fail the step, but only once everything else is done (the
                 // invalidation below still runs), as aws-cli's exit code 2 does.
                 let skipped_fail = !outcome.skipped.is_empty() && !sync_cfg.allow_skipped_files;
                 failed |= !outcome.failures.is_empty() || skipped_fail;
                 report_sync(out, &outcome, skipped_fail);
+                let draft = outcome.release.take();
                 ended.sync = Some(outcome);
+                if let Some(draft) = draft.filter(|_| !failed) {
+                    // Recorded before the invalidation: a failure here fails the step, but the
+                    // bucket changed, so the invalidation still runs.
+                    match cancel
+                        .bounded(release::record::record(draft, release::now_secs(), out))
+                        .await
+                    {
+                        None => return interrupted(out, cancel, ended),
+                        Some(Ok(r)) => {
+                            report_release(out, sync_cfg, &r);
+                            ended.release = Some(r);
+                        }
+                        Some(Err(e)) => {
+                            let msg = format!(
+                                "the deploy succeeded but its release was not recorded: {e}"
+                            );
+                            out.fail(&msg);
+                            ended.error = Some(msg);
+                            failed = true;
+                        }
+                    }
+                }
             }
             Err(e) => return ended.fail(out, EXIT_FAILED, e.to_string()),
         }
@@ -218,15 +257,188 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
         );
         ended.invalidation_skipped = Some("interrupted");
         return;
-    } else if let Some(inv_cfg) = &config.invalidation {
-        // What the sync changed, relative to its prefix. After a partial sync failure the keys
-        // that did change are still invalidated, so that a retried step (which will find them
-        // unchanged) does not leave stale copies in the cache.
-        let changed = ended.sync.as_ref().map(|o| {
-            o.changed_keys()
-                .map(|k| k.strip_prefix(o.prefix.as_str()).unwrap_or(k))
+    }
+    // What the sync changed, relative to its prefix. After a partial sync failure the keys
+    // that did change are still invalidated, so that a retried step (which will find them
+    // unchanged) does not leave stale copies in the cache.
+    let changed: Option<Vec<String>> = ended.sync.as_ref().map(|o| {
+        o.changed_keys()
+            .map(|k| k.strip_prefix(o.prefix.as_str()).unwrap_or(k).to_string())
+            .collect()
+    });
+    if !invalidate_stage(&sdk, config, changed, out, cancel, ended).await {
+        return;
+    }
+    if failed {
+        ended.code = EXIT_FAILED;
+        if ended.error.is_none() {
+            ended.error = Some(sync_failure_summary(ended.sync.as_ref()));
+        }
+    }
+}
+
+/// `RELEASES=list`: print the recorded releases.
+async fn list_releases(
+    sdk: &aws_config::SdkConfig,
+    cfg: &config::SyncConfig,
+    out: &Output,
+    ended: &mut Ended,
+) {
+    let (client, versioning) = release::rollback::connect(sdk, cfg, out).await;
+    let store = release::store::Store {
+        client,
+        bucket: cfg.bucket.clone(),
+        prefix: cfg.releases.state_prefix.clone(),
+    };
+    let loaded = match store.load(&cfg.prefix).await {
+        Ok(l) => l,
+        Err(e) => return ended.fail(out, EXIT_FAILED, e.to_string()),
+    };
+    ended.invalidation_skipped = Some("listing releases");
+    let versioning = match versioning {
+        Ok(release::Versioning::Enabled) => "enabled",
+        Ok(_) => "off: releases cannot be rolled back to until it is enabled",
+        Err(_) => "unknown (allow s3:GetBucketVersioning)",
+    };
+    let target = format!("s3://{}/{}", cfg.bucket, cfg.prefix);
+    if loaded.state.releases.is_empty() {
+        out.success(format!(
+            "No release is recorded for {target} (state: s3://{}/{}); bucket versioning {versioning}",
+            cfg.bucket, cfg.releases.state_prefix
+        ));
+        return;
+    }
+    for line in release::list::table(&loaded.state) {
+        out.line(line);
+    }
+    let stale = if loaded.state.stale.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} stale key(s) waiting for DELETE_GRACE",
+            loaded.state.stale.len()
+        )
+    };
+    out.success(format!(
+        "{} release(s) recorded for {target} (* is live){stale}; bucket versioning {versioning}",
+        loaded.state.releases.len()
+    ));
+}
+
+/// `ROLLBACK`: restore a release, record the rollback, invalidate what changed.
+async fn rollback(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    cfg: &config::SyncConfig,
+    target: &config::RollbackTarget,
+    out: &Output,
+    cancel: &cancel::Cancel,
+    ended: &mut Ended,
+) {
+    let run = cancel
+        .bounded(release::rollback::run(
+            sdk,
+            cfg,
+            target,
+            config.dry_run,
+            out,
+            cancel,
+        ))
+        .await;
+    let mut outcome = match run {
+        None => return interrupted(out, cancel, ended),
+        Some(Err(e)) => return ended.fail(out, EXIT_FAILED, e.to_string()),
+        Some(Ok(o)) => o,
+    };
+    let target_url = format!("s3://{}/{}", cfg.bucket, cfg.prefix);
+    let counts = format!(
+        "{} restored, {} unchanged, {} deleted in {:.1} s{}",
+        outcome.restored.len(),
+        outcome.unchanged,
+        outcome.deleted.len(),
+        outcome.seconds,
+        outcome
+            .grace
+            .as_ref()
+            .map(|g| format!("; {}", g.line()))
+            .unwrap_or_default()
+    );
+    let mut failed = None;
+    if !outcome.failed.is_empty() {
+        let msg = format!(
+            "Rollback of {target_url} to release {} failed: {} operation(s) failed ({}); {counts}. Nothing was deleted; re-run the rollback to finish it",
+            outcome.to,
+            outcome.failed.len(),
+            outcome
+                .failed
+                .iter()
+                .take(5)
+                .map(|(k, _)| k.as_str())
                 .collect::<Vec<_>>()
-        });
+                .join(", ")
+        );
+        out.fail(&msg);
+        failed = Some(msg);
+    } else if outcome.dry_run {
+        out.success(format!(
+            "Dry run of the rollback of {target_url} to release {}: would have {counts}",
+            outcome.to
+        ));
+    } else {
+        out.success(format!(
+            "Rolled back {target_url} to release {}: {counts}",
+            outcome.to
+        ));
+    }
+    if let Some(draft) = outcome.release.take() {
+        match cancel
+            .bounded(release::record::record(draft, release::now_secs(), out))
+            .await
+        {
+            None => {
+                ended.rollback = Some(outcome);
+                return interrupted(out, cancel, ended);
+            }
+            Some(Ok(r)) => {
+                report_release(out, cfg, &r);
+                ended.release = Some(r);
+            }
+            Some(Err(e)) => {
+                let msg = format!("the rollback succeeded but was not recorded as a release: {e}");
+                out.fail(&msg);
+                failed = Some(msg);
+            }
+        }
+    }
+    let changed: Vec<String> = outcome
+        .changed_rel()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    ended.rollback = Some(outcome);
+    if !invalidate_stage(sdk, config, Some(changed), out, cancel, ended).await {
+        return;
+    }
+    if let Some(msg) = failed {
+        ended.code = EXIT_FAILED;
+        ended.error = Some(msg);
+    }
+}
+
+/// The CloudFront stage, for the keys that changed (relative to the prefix). False when it
+/// ended the run (`ended` then says how).
+async fn invalidate_stage(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    changed: Option<Vec<String>>,
+    out: &Output,
+    cancel: &cancel::Cancel,
+    ended: &mut Ended,
+) -> bool {
+    if let Some(inv_cfg) = &config.invalidation {
+        let changed = changed
+            .as_ref()
+            .map(|c| c.iter().map(String::as_str).collect::<Vec<_>>());
         match invalidate::paths_for(inv_cfg, changed) {
             None => {
                 ended.invalidation_skipped = Some("nothing changed");
@@ -236,7 +448,7 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
                 let run_id = config.run_id.clone().unwrap_or_else(local_run_id);
                 match cancel
                     .bounded(invalidate::run(
-                        &sdk,
+                        sdk,
                         inv_cfg,
                         &paths,
                         &run_id,
@@ -247,24 +459,39 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
                     .await
                 {
                     None => {
-                        return ended.fail(
+                        ended.fail(
                             out,
                             EXIT_FAILED,
                             "Interrupted while invalidating CloudFront: re-run the step to finish it".to_string(),
                         );
+                        return false;
                     }
                     Some(Ok(done)) => ended.invalidations = done,
-                    Some(Err(e)) => return ended.fail(out, EXIT_FAILED, e.to_string()),
+                    Some(Err(e)) => {
+                        ended.fail(out, EXIT_FAILED, e.to_string());
+                        return false;
+                    }
                 }
             }
         }
     }
-    if failed {
-        ended.code = EXIT_FAILED;
-        if ended.error.is_none() {
-            ended.error = Some(sync_failure_summary(ended.sync.as_ref()));
-        }
-    }
+    true
+}
+
+/// The release line after a recorded deploy or rollback.
+fn report_release(out: &Output, cfg: &config::SyncConfig, r: &release::record::Recorded) {
+    let Some(id) = &r.id else {
+        return;
+    };
+    let restorable = if r.versioned {
+        format!("roll back to it with ROLLBACK={id}")
+    } else {
+        "it cannot be rolled back to: the bucket has no versioning (see the README's \"Releases and rollback\")".to_string()
+    };
+    out.info(format!(
+        "Release {id} recorded in s3://{}/{}: {restorable}",
+        cfg.bucket, cfg.releases.state_prefix
+    ));
 }
 
 /// The report's `error` for a sync that ended with failed operations or skipped files (their
@@ -353,6 +580,10 @@ fn report_sync(out: &Output, o: &sync::SyncOutcome, skipped_fail: bool) {
         )
     } else {
         counts
+    };
+    let counts = match &o.grace {
+        Some(g) => format!("{counts}; {}", g.line()),
+        None => counts,
     };
     let target = format!("s3://{}/{}", o.bucket, o.prefix);
     if !o.failures.is_empty() {

@@ -11,8 +11,8 @@ use crate::invalidate::Invalidation;
 use crate::sync::SyncOutcome;
 
 /// Version of the report's schema. 2: `error`; `failed[].key` can be `null`; written for
-/// every run, also one that ends early.
-pub const SCHEMA: u32 = 2;
+/// every run, also one that ends early. 3: `release`, `rollback`, `sync.grace`.
+pub const SCHEMA: u32 = 3;
 
 #[derive(Debug, Serialize)]
 pub struct Report<'a> {
@@ -27,6 +27,10 @@ pub struct Report<'a> {
     pub invalidations: &'a [Invalidation],
     /// Why no invalidation was made, when none was.
     pub invalidation_skipped: Option<&'a str>,
+    /// The release this run recorded.
+    pub release: Option<&'a crate::release::record::Recorded>,
+    /// What a `ROLLBACK` run restored.
+    pub rollback: Option<&'a crate::release::rollback::RollbackOutcome>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +50,8 @@ pub struct SyncReport<'a> {
     /// Local files and folders that were skipped, or deployed with a warning (an invalid
     /// modification time), relative to LOCAL_PATH.
     pub skipped: &'a [crate::sync::local::SkippedFile],
+    /// The delete grace period's counts, with `DELETE_GRACE`.
+    pub grace: Option<&'a crate::sync::GraceSummary>,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,6 +100,7 @@ impl<'a> SyncReport<'a> {
                 })
                 .collect(),
             skipped: &o.skipped,
+            grace: o.grace.as_ref(),
         }
     }
 }

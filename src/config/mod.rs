@@ -16,12 +16,16 @@ mod credentials;
 mod extra_args;
 mod invalidation;
 mod raw;
+mod releases;
 mod rules;
 mod sync;
 
 pub use credentials::{CredentialSource, role_arn_problem};
 pub use invalidation::{DEFAULT_MAX_INVALIDATION_PATHS, InvalidationConfig, PathsSpec};
 pub use raw::{Env, RawVars, Secret};
+pub use releases::{
+    DEFAULT_RELEASE_HISTORY, Mode, ReleaseConfig, RollbackTarget, STATE_DIR, parse_duration,
+};
 pub use rules::{ACLS, HeaderRule, HeaderSettings, STORAGE_CLASSES, parse_expires};
 pub use sync::{
     CompareMode, DEFAULT_MAX_CONCURRENCY, S3RequestExtras, SseCustomerKey, SymlinkPolicy,
@@ -62,6 +66,8 @@ pub struct Config {
     pub region: Option<String>,
     pub credentials: CredentialSource,
     pub sync: Option<SyncConfig>,
+    /// Deploy (the default), roll back, or list the releases.
+    pub mode: Mode,
     pub invalidation: Option<InvalidationConfig>,
     pub dry_run: bool,
     pub debug: bool,
@@ -336,7 +342,21 @@ impl Config {
         }
 
         let mut notes = extra.notes.clone();
-        let sync = resolve_sync(&raw, &extra, &mut p, &mut secrets, &mut notes);
+        let mode = releases::resolve_mode(&raw, &mut p);
+        let sync = resolve_sync(&raw, &extra, &mode, &mut p, &mut secrets, &mut notes);
+        if mode != Mode::Deploy && sync.is_none() && non_empty(&raw.s3_bucket).is_none() {
+            p.add(
+                "S3_BUCKET",
+                format!(
+                    "is missing: {} needs the bucket (or bucket/prefix) that was deployed",
+                    if mode == Mode::ListReleases {
+                        "RELEASES=list"
+                    } else {
+                        "ROLLBACK"
+                    }
+                ),
+            );
+        }
         let invalidation = resolve_invalidation(&raw, env, &mut p, sync.is_some());
 
         if non_empty(&raw.s3_bucket).is_none()
@@ -362,6 +382,7 @@ impl Config {
             region,
             credentials,
             sync,
+            mode,
             invalidation,
             dry_run,
             debug,

@@ -48,6 +48,7 @@ pub struct RawVars {
     pub bitbucket_build_number: Option<String>,
     pub bitbucket_pipeline_uuid: Option<String>,
     pub bitbucket_pipe_shared_storage_dir: Option<String>,
+    pub bitbucket_commit: Option<String>,
     pub s3_bucket: Option<String>,
     pub local_path: Option<String>,
     pub acl: Option<String>,
@@ -63,6 +64,11 @@ pub struct RawVars {
     pub allow_skipped_files: Option<String>,
     pub dry_run: Option<String>,
     pub max_delete: Option<String>,
+    pub delete_grace: Option<String>,
+    pub state_prefix: Option<String>,
+    pub release_history: Option<String>,
+    pub rollback: Option<String>,
+    pub releases: Option<String>,
     pub s3_force_path_style: Option<String>,
     /// Read by the SDK itself; here only to choose path-style addressing (see
     /// `sync::path_style_for`).

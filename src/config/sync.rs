@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::extra_args::ExtraArgs;
 use std::collections::BTreeMap;
 
+use super::releases::{Mode, ReleaseConfig, resolve_releases};
 use super::rules::{
     ACLS, HeaderRule, HeaderSettings, SSE_VALUES, STORAGE_CLASSES, parse_expires, parse_metadata,
     resolve_rules,
@@ -91,6 +92,8 @@ pub struct SyncConfig {
     /// about and the step still succeeds. By default they fail it, after everything else is
     /// done (aws-cli exits 2 for them).
     pub allow_skipped_files: bool,
+    /// Releases, the delete grace period and where their state lives.
+    pub releases: ReleaseConfig,
 }
 
 /// Request settings from EXTRA_ARGS that are not object headers.
@@ -344,12 +347,28 @@ pub(crate) fn path_style_by_default(endpoint: Option<&str>) -> bool {
 pub(super) fn resolve_sync(
     raw: &RawVars,
     extra: &ExtraArgs,
+    mode: &Mode,
     p: &mut Problems,
     secrets: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) -> Option<SyncConfig> {
     let bucket_var = non_empty(&raw.s3_bucket);
-    let local_var = non_empty(&raw.local_path);
+    let mut local_var = non_empty(&raw.local_path);
+    if *mode != Mode::Deploy {
+        // A rollback restores recorded versions server-side; the release list reads the state.
+        if local_var.is_some() {
+            notes.push(format!(
+                "LOCAL_PATH is not used {}: the files come from the bucket's recorded versions",
+                if *mode == Mode::ListReleases {
+                    "to list the releases"
+                } else {
+                    "by a rollback"
+                }
+            ));
+        }
+        local_var = None;
+        bucket_var?;
+    }
     let (bucket, prefix) = match (bucket_var, local_var) {
         (None, None) => return None,
         (None, Some(_)) => {
@@ -368,6 +387,7 @@ pub(super) fn resolve_sync(
         );
     }
     let local_path = match local_var {
+        None if *mode != Mode::Deploy => PathBuf::new(),
         None => {
             p.add(
                 "LOCAL_PATH",
@@ -543,7 +563,10 @@ pub(super) fn resolve_sync(
             Filters::default()
         }
     };
+    let rollback = matches!(mode, Mode::Rollback(_));
+    let releases = resolve_releases(raw, &prefix, delete, rollback, p);
     Some(SyncConfig {
+        releases,
         bucket,
         prefix,
         local_display: local_var.unwrap_or_default().to_string(),

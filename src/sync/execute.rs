@@ -174,6 +174,31 @@ pub struct Executed {
     pub deletes_held_back: usize,
     /// Header samples not re-applied because an earlier operation failed.
     pub reheaders_held_back: usize,
+    /// What the store answered for each object written (uploaded or re-headered), by
+    /// relative key: for the release manifest.
+    pub written: std::collections::HashMap<String, Written>,
+}
+
+/// An object this run wrote, as the store answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Without quotes.
+    pub etag: String,
+    pub version_id: Option<String>,
+}
+
+impl Written {
+    fn from_stored(s: &Stored) -> Written {
+        Written {
+            etag: s
+                .etag
+                .as_deref()
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
+            version_id: s.version_id.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -356,13 +381,17 @@ async fn upload_one(shared: &Arc<Shared>, i: usize) {
     let h = headers::for_file(&f.rel, t.group(f), f.encoding);
     let (res, size) = upload_stable(shared, f, &h).await;
     match res {
-        Ok(()) => {
+        Ok(stored) => {
             shared.done_files.fetch_add(1, Ordering::Relaxed);
             shared.done_bytes.fetch_add(size, Ordering::Relaxed);
             if t.verbosity == Verbosity::Normal {
                 shared.out.line(&line);
             }
-            lock(&shared.result).uploaded.push(f.rel.clone());
+            let mut result = lock(&shared.result);
+            result.uploaded.push(f.rel.clone());
+            result
+                .written
+                .insert(f.rel.clone(), Written::from_stored(&stored));
         }
         Err(msg) => {
             if t.verbosity >= Verbosity::OnlyErrors {
@@ -395,7 +424,7 @@ async fn upload_stable(
     shared: &Arc<Shared>,
     f: &LocalFile,
     h: &headers::ObjectHeaders,
-) -> (Result<(), String>, u64) {
+) -> (Result<Stored, String>, u64) {
     let t = &shared.target;
     for attempt in 1..=CHANGED_FILE_ATTEMPTS {
         let Some(before) = snapshot(f) else {
@@ -478,7 +507,7 @@ async fn upload_bytes(
     f: &LocalFile,
     h: &headers::ObjectHeaders,
     bytes: Vec<u8>,
-) -> Result<(), String> {
+) -> Result<Stored, String> {
     let t = &shared.target;
     let len = bytes.len() as u64;
     let md5 = Md5Sum::of(&bytes);
@@ -506,7 +535,6 @@ async fn upload_bytes(
             }
         })
         .await
-        .map(|_| ())
 }
 
 /// What a PutObject answer says about the stored bytes.
@@ -514,6 +542,7 @@ fn stored_put(r: &aws_sdk_s3::operation::put_object::PutObjectOutput) -> Stored 
     Stored {
         etag: r.e_tag().map(str::to_string),
         etag_not_md5: etag_not_md5(r.server_side_encryption(), r.sse_customer_algorithm()),
+        version_id: r.version_id().map(str::to_string),
     }
 }
 
@@ -544,7 +573,7 @@ async fn upload_single(
     shared: &Shared,
     f: &LocalFile,
     h: &headers::ObjectHeaders,
-) -> Result<(), String> {
+) -> Result<Stored, String> {
     let t = &shared.target;
     // The MD5 of the bytes as they are now: the body below streams the same range (a change
     // meanwhile is caught by the store's Content-MD5 check, and by `upload_stable`).
@@ -589,7 +618,6 @@ async fn upload_single(
             }
         })
         .await
-        .map(|_| ())
 }
 
 /// The MD5 of `len` bytes of a file at `offset`, read off the async threads.
@@ -610,7 +638,7 @@ async fn upload_multipart(
     shared: &Arc<Shared>,
     f: &LocalFile,
     h: &headers::ObjectHeaders,
-) -> Result<(), String> {
+) -> Result<Stored, String> {
     let t = &shared.target;
     let key = t.key(&f.rel);
     let create = {
@@ -687,6 +715,7 @@ async fn upload_multipart(
                                 r.server_side_encryption(),
                                 r.sse_customer_algorithm(),
                             ),
+                            version_id: None,
                         }),
                         Err(e) => Err(put_send_error(
                             explain_sdk_error("put", &t.bucket, Some(&key), false, &e),
@@ -758,12 +787,16 @@ async fn upload_multipart(
                     let stored = Stored {
                         etag: r.e_tag().map(str::to_string),
                         etag_not_md5: not_md5 || etag_not_md5(r.server_side_encryption(), None),
+                        version_id: r.version_id().map(str::to_string),
                     };
-                    shared.verifier.check_multipart(
-                        &t.local_name(&f.rel),
-                        expected.as_deref().unwrap_or_default(),
-                        &stored,
-                    )
+                    shared
+                        .verifier
+                        .check_multipart(
+                            &t.local_name(&f.rel),
+                            expected.as_deref().unwrap_or_default(),
+                            &stored,
+                        )
+                        .map(|()| stored)
                 }
                 // A retried CompleteMultipartUpload whose first attempt succeeded but whose
                 // answer was lost (a stalled connection) meets an upload ID that no longer
@@ -771,18 +804,25 @@ async fn upload_multipart(
                 // then carries the multipart ETag of exactly these parts: check it.
                 Err(e)
                     if aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
-                        == Some("NoSuchUpload")
-                        && completed_already(t, &key, expected.as_deref()).await =>
+                        == Some("NoSuchUpload") =>
                 {
-                    tracing::debug!(key, "CompleteMultipartUpload retried after it succeeded");
-                    Ok(())
+                    match completed_already(t, &key, expected.as_deref()).await {
+                        Some(stored) => {
+                            tracing::debug!(
+                                key,
+                                "CompleteMultipartUpload retried after it succeeded"
+                            );
+                            Ok(stored)
+                        }
+                        None => Err(explain_sdk_error("put", &t.bucket, Some(&key), false, &e)),
+                    }
                 }
                 Err(e) => Err(explain_sdk_error("put", &t.bucket, Some(&key), false, &e)),
             }
         }
     };
     match &result {
-        Ok(()) => shared.cancel.untrack_upload(&upload_id),
+        Ok(_) => shared.cancel.untrack_upload(&upload_id),
         Err(_) if shared.cancel.is_cancelled() => {
             // Stopping: best effort within a short deadline; what is left open is printed.
             let abort = abort_upload(t, &key, &upload_id);
@@ -799,11 +839,9 @@ async fn upload_multipart(
     result
 }
 
-/// Whether `key` already holds the object these parts make (ETag `expected`).
-async fn completed_already(t: &Target, key: &str, expected: Option<&str>) -> bool {
-    let Some(expected) = expected else {
-        return false;
-    };
+/// What `key` holds, when it already holds the object these parts make (ETag `expected`).
+async fn completed_already(t: &Target, key: &str, expected: Option<&str>) -> Option<Stored> {
+    let expected = expected?;
     match t
         .client
         .head_object()
@@ -812,8 +850,12 @@ async fn completed_already(t: &Target, key: &str, expected: Option<&str>) -> boo
         .send()
         .await
     {
-        Ok(h) => h.e_tag().map(|e| e.trim_matches('"')) == Some(expected),
-        Err(_) => false,
+        Ok(h) if h.e_tag().map(|e| e.trim_matches('"')) == Some(expected) => Some(Stored {
+            etag: h.e_tag().map(str::to_string),
+            etag_not_md5: false,
+            version_id: h.version_id().map(str::to_string),
+        }),
+        _ => None,
     }
 }
 
@@ -838,7 +880,7 @@ async fn abort_upload(t: &Target, key: &str, upload_id: &str) -> bool {
 
 /// What `x-amz-copy-source` encodes in a key: everything but RFC 3986's unreserved characters
 /// and `/` (which separates the key's segments, as aws-cli sends it).
-const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub(crate) const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
@@ -876,12 +918,23 @@ async fn reheader_one(shared: &Arc<Shared>, i: usize) {
         apply_headers!(req, &h).send().await
     };
     match res {
-        Ok(_) => {
+        Ok(r) => {
             shared.done_files.fetch_add(1, Ordering::Relaxed);
             if t.verbosity == Verbosity::Normal {
                 shared.out.line(&line);
             }
-            lock(&shared.result).reheadered.push(f.rel.clone());
+            let written = Written {
+                etag: r
+                    .copy_object_result()
+                    .and_then(|c| c.e_tag())
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string(),
+                version_id: r.version_id().map(str::to_string),
+            };
+            let mut result = lock(&shared.result);
+            result.reheadered.push(f.rel.clone());
+            result.written.insert(f.rel.clone(), written);
         }
         Err(e) => {
             let msg = explain_sdk_error(
@@ -915,83 +968,110 @@ async fn delete_all(shared: &Arc<Shared>, rels: &[String]) {
             lock(&shared.result).deleted.extend(batch.iter().cloned());
             continue;
         }
-        let objects: Result<Vec<_>, _> = batch
-            .iter()
-            .map(|rel| ObjectIdentifier::builder().key(t.key(rel)).build())
-            .collect();
-        let delete =
-            objects.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build());
-        let delete = match delete {
-            Ok(d) => d,
-            Err(e) => {
-                // Every key of the batch stays, and is reported as not deleted.
-                let msg = e.to_string();
-                lock(&shared.result)
-                    .failures
-                    .extend(batch.iter().map(|rel| (Some(rel.clone()), msg.clone())));
-                return;
-            }
-        };
-        let res = {
+        let (deleted, failures, stop) = {
             let _permit = shared.permits.acquire().await;
-            t.client
-                .delete_objects()
-                .bucket(&t.bucket)
-                .delete(delete)
-                .send()
-                .await
+            delete_batch(
+                &t.client,
+                &t.bucket,
+                &t.prefix,
+                batch,
+                t.verbosity == Verbosity::Normal,
+                &shared.out,
+            )
+            .await
         };
-        match res {
-            Ok(resp) => {
-                let failed: std::collections::HashSet<&str> =
-                    resp.errors().iter().filter_map(|e| e.key()).collect();
-                for err in resp.errors() {
-                    let key = err.key().unwrap_or("?");
-                    let msg = match err.code() {
-                        Some("AccessDenied") => format!(
-                            "access denied: allow s3:DeleteObject on arn:aws:s3:::{}/{key}",
-                            t.bucket
-                        ),
-                        _ => format!(
-                            "{}: {}",
-                            err.code().unwrap_or("error"),
-                            err.message().unwrap_or("")
-                        ),
-                    };
-                    shared
-                        .out
-                        .error_line(format!("delete failed: s3://{}/{key} {msg}", t.bucket));
-                    lock(&shared.result).failures.push((
-                        Some(
-                            key.strip_prefix(t.prefix.as_str())
-                                .unwrap_or(key)
-                                .to_string(),
-                        ),
-                        msg,
-                    ));
-                }
-                for rel in batch {
-                    if !failed.contains(t.key(rel).as_str()) {
-                        if t.verbosity == Verbosity::Normal {
-                            shared.out.line(format!("delete: {}", t.s3_url(rel)));
-                        }
-                        lock(&shared.result).deleted.push(rel.clone());
-                    }
-                }
-            }
-            Err(e) => {
-                let msg = explain_sdk_error("delete", &t.bucket, None, false, &e);
-                shared.out.error_line(format!(
-                    "delete failed: {} objects under s3://{}/{} {msg}",
-                    batch.len(),
-                    t.bucket,
-                    t.prefix
+        let mut result = lock(&shared.result);
+        result.deleted.extend(deleted);
+        result.failures.extend(failures);
+        if stop {
+            return;
+        }
+    }
+}
+
+/// Delete one batch (at most [`DELETE_BATCH`] keys relative to `prefix`) with DeleteObjects.
+/// Returns the keys deleted, the failures, and whether the whole request failed (then stop).
+pub(crate) async fn delete_batch(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+    batch: &[String],
+    verbose: bool,
+    out: &Output,
+) -> (Vec<String>, Vec<(Option<String>, String)>, bool) {
+    let url = |rel: &str| format!("s3://{bucket}/{prefix}{rel}");
+    let objects: Result<Vec<_>, _> = batch
+        .iter()
+        .map(|rel| {
+            ObjectIdentifier::builder()
+                .key(format!("{prefix}{rel}"))
+                .build()
+        })
+        .collect();
+    let delete = objects.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build());
+    let delete = match delete {
+        Ok(d) => d,
+        Err(e) => {
+            // Every key of the batch stays, and is reported as not deleted.
+            let msg = e.to_string();
+            let failures = batch
+                .iter()
+                .map(|rel| (Some(rel.clone()), msg.clone()))
+                .collect();
+            return (Vec::new(), failures, true);
+        }
+    };
+    let res = client
+        .delete_objects()
+        .bucket(bucket)
+        .delete(delete)
+        .send()
+        .await;
+    match res {
+        Ok(resp) => {
+            let mut failures = Vec::new();
+            let failed: std::collections::HashSet<&str> =
+                resp.errors().iter().filter_map(|e| e.key()).collect();
+            for err in resp.errors() {
+                let key = err.key().unwrap_or("?");
+                let msg = match err.code() {
+                    Some("AccessDenied") => format!(
+                        "access denied: allow s3:DeleteObject on arn:aws:s3:::{bucket}/{key}"
+                    ),
+                    _ => format!(
+                        "{}: {}",
+                        err.code().unwrap_or("error"),
+                        err.message().unwrap_or("")
+                    ),
+                };
+                out.error_line(format!("delete failed: s3://{bucket}/{key} {msg}"));
+                failures.push((
+                    Some(key.strip_prefix(prefix).unwrap_or(key).to_string()),
+                    msg,
                 ));
-                lock(&shared.result)
-                    .failures
-                    .extend(batch.iter().map(|rel| (Some(rel.clone()), msg.clone())));
-                return;
             }
+            let mut deleted = Vec::new();
+            for rel in batch {
+                if !failed.contains(format!("{prefix}{rel}").as_str()) {
+                    if verbose {
+                        out.line(format!("delete: {}", url(rel)));
+                    }
+                    deleted.push(rel.clone());
+                }
+            }
+            (deleted, failures, false)
+        }
+        Err(e) => {
+            let msg = explain_sdk_error("delete", bucket, None, false, &e);
+            out.error_line(format!(
+                "delete failed: {} objects under s3://{bucket}/{prefix} {msg}",
+                batch.len()
+            ));
+            let failures = batch
+                .iter()
+                .map(|rel| (Some(rel.clone()), msg.clone()))
+                .collect();
+            (Vec::new(), failures, true)
         }
     }
 }

@@ -137,6 +137,35 @@ pub struct SyncOutcome {
     /// Local files and folders that were skipped or need attention (see
     /// `local::Scan::skipped_files`).
     pub skipped: Vec<local::SkippedFile>,
+    /// The delete grace period's counts, when `DELETE_GRACE` is set.
+    pub grace: Option<GraceSummary>,
+    /// What to record as a release, when the run succeeded and writes state (not in a dry run).
+    pub release: Option<crate::release::record::Draft>,
+}
+
+/// The delete grace period in one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GraceSummary {
+    pub grace_seconds: u64,
+    /// Keys that became stale in this run.
+    pub became_stale: usize,
+    /// Stale keys deleted in this run (stale for longer than the grace).
+    pub stale_deleted: usize,
+    /// Stale keys waiting after this run (the ones that became stale included).
+    pub stale_waiting: usize,
+}
+
+impl GraceSummary {
+    /// `delete grace 7d: 2 became stale, 1 stale deleted, 3 waiting`
+    pub fn line(&self) -> String {
+        format!(
+            "delete grace {}: {} became stale, {} stale deleted, {} waiting",
+            crate::release::format_duration(self.grace_seconds),
+            self.became_stale,
+            self.stale_deleted,
+            self.stale_waiting
+        )
+    }
 }
 
 impl SyncOutcome {
@@ -169,6 +198,96 @@ pub fn s3_client(sdk: &SdkConfig, force_path_style: bool) -> Client {
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build();
     Client::from_conf(conf)
+}
+
+/// The client for the pipe's own state: the sync's endpoint and settings, but none of the
+/// EXTRA_ARGS that shape the site's objects (grants, SSE-C keys, checksums).
+pub(crate) fn state_client(sdk: &SdkConfig, cfg: &SyncConfig) -> Client {
+    let extras = crate::config::S3RequestExtras {
+        endpoint_url: cfg.request_extras.endpoint_url.clone(),
+        request_payer: cfg.request_extras.request_payer,
+        ..Default::default()
+    };
+    request_extras::wrap(s3_client(sdk, cfg.force_path_style), &extras)
+}
+
+/// The client for a bucket in `region` (S3 said the bucket is there).
+pub(crate) fn client_in_region(
+    sdk: &SdkConfig,
+    cfg: &SyncConfig,
+    region: &str,
+    out: &Output,
+) -> SdkConfig {
+    let configured = sdk
+        .region()
+        .map_or_else(|| "(none)".to_string(), |r| r.to_string());
+    out.info(format!(
+        "bucket {} is in {region}, not {configured}: using {region}",
+        cfg.bucket
+    ));
+    sdk.to_builder()
+        .region(aws_config::Region::new(region.to_string()))
+        .build()
+}
+
+/// List the prefix, and read the bucket's versioning when `versions` (releases are recorded):
+/// with versioning enabled, the listing is of versions, so that the manifest gets each key's
+/// VersionId without a request per key.
+pub(crate) async fn list_remote(
+    client: &Client,
+    cfg: &SyncConfig,
+    versions: bool,
+    all_versions: bool,
+    out: &Output,
+) -> Result<
+    (
+        Vec<RemoteObject>,
+        crate::release::Versioning,
+        remote::AllVersions,
+    ),
+    SyncError,
+> {
+    use crate::release::Versioning;
+    let state_prefix = cfg.releases.state_prefix.as_str();
+    let versioning = if versions {
+        match crate::release::store::read_versioning(client, &cfg.bucket).await {
+            Ok(v) => v,
+            Err(e) => {
+                if let Some(region) = remote::bucket_region(&e) {
+                    return Err(SyncError::WrongRegion(region));
+                }
+                let (code, detail) = crate::aws_error::code_and_detail(&e);
+                if code == "NoSuchBucket" {
+                    return Err(SyncError::from_sdk("list", &cfg.bucket, None, e));
+                }
+                out.info(format!(
+                    "Cannot read the bucket's versioning ({detail}): this release is recorded without VersionIds and cannot be rolled back to; allow s3:GetBucketVersioning on arn:aws:s3:::{}",
+                    cfg.bucket
+                ));
+                Versioning::Unknown
+            }
+        }
+    } else {
+        Versioning::Off
+    };
+    if versioning == Versioning::Enabled {
+        match remote::list_versions(client, &cfg.bucket, &cfg.prefix, state_prefix, all_versions)
+            .await
+        {
+            Ok((objects, all)) => return Ok((objects, versioning, all)),
+            Err(SyncError::Aws(msg)) if msg.contains("AccessDenied") && !all_versions => {
+                out.info(format!(
+                    "Cannot list the bucket's versions ({msg}): this release is recorded without VersionIds and cannot be rolled back to; allow s3:ListBucketVersions on arn:aws:s3:::{}",
+                    cfg.bucket
+                ));
+                let objects = remote::list(client, &cfg.bucket, &cfg.prefix, state_prefix).await?;
+                return Ok((objects, Versioning::Unknown, Default::default()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let objects = remote::list(client, &cfg.bucket, &cfg.prefix, state_prefix).await?;
+    Ok((objects, versioning, Default::default()))
 }
 
 /// Attempts per S3 request (the SDK's standard mode: exponential backoff with jitter, for
@@ -270,7 +389,25 @@ pub async fn run(
         });
         scan.skipped.push(f.rel);
     }
+    let warned = scan.warnings.len();
     for w in &scan.warnings {
+        out.warn(w);
+    }
+    // The pipe's own state: never uploaded over.
+    let (files, reserved): (Vec<_>, Vec<_>) = files.into_iter().partition(|f| {
+        !crate::release::is_reserved(
+            &format!("{}{}", cfg.prefix, f.rel),
+            &cfg.releases.state_prefix,
+        )
+    });
+    for f in &reserved {
+        scan.warnings.push(format!(
+            "Not uploading {}: its key is reserved for the pipe's release state ({}); rename it, or move the state with STATE_PREFIX",
+            f.path.display(),
+            crate::config::STATE_DIR
+        ));
+    }
+    for w in scan.warnings.iter().skip(warned) {
         out.warn(w);
     }
     let mut files = files;
@@ -292,28 +429,39 @@ pub async fn run(
     let stop_hashing = Arc::new(AtomicBool::new(false));
     let stop = stop_hashing.clone();
     let prep = tokio::task::spawn_blocking(move || prepare(files, &compressions, checksum, &stop));
-    let mut remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await;
+    let releases = &cfg.releases;
+    let versions = releases.history > 0 && !dry_run;
+    let mut listed = list_remote(&client, cfg, versions, false, out).await;
     let mut client = client;
-    if let Err(SyncError::WrongRegion(region)) = &remote {
+    let mut sdk_here = sdk.clone();
+    if let Err(SyncError::WrongRegion(region)) = &listed {
         // A bucket in another region: S3 named it. Users migrating from the Atlassian pipe may
         // have an AWS_DEFAULT_REGION that worked there. Only S3 moves; STS and CloudFront are
         // regional or global services that do not care where the bucket is.
-        let configured = sdk
-            .region()
-            .map_or_else(|| "(none)".to_string(), |r| r.to_string());
-        out.info(format!(
-            "bucket {} is in {region}, not {configured}: using {region}",
-            cfg.bucket
-        ));
-        let there = sdk
-            .to_builder()
-            .region(aws_config::Region::new(region.clone()))
-            .build();
-        client = request_extras::wrap(s3_client(&there, cfg.force_path_style), &cfg.request_extras);
-        remote = remote::list(&client, &cfg.bucket, &cfg.prefix).await;
+        sdk_here = client_in_region(sdk, cfg, region, out);
+        client = request_extras::wrap(
+            s3_client(&sdk_here, cfg.force_path_style),
+            &cfg.request_extras,
+        );
+        listed = list_remote(&client, cfg, versions, false, out).await;
     }
     stop_hashing.store(true, Ordering::Relaxed);
-    let remote = remote?;
+    let (remote, versioning, _) = listed?;
+    // The release state: read once, before anything is written.
+    let store = crate::release::store::Store {
+        client: state_client(&sdk_here, cfg),
+        bucket: cfg.bucket.clone(),
+        prefix: releases.state_prefix.clone(),
+    };
+    let loaded = if releases.uses_state() {
+        store
+            .load(&cfg.prefix)
+            .await
+            .map_err(|e| SyncError::Aws(e.to_string()))?
+    } else {
+        crate::release::store::Loaded::default()
+    };
+    let now = crate::release::now_secs();
     let (files, mut digests) = prep
         .await
         .map_err(|e| SyncError::Aws(format!("internal error while hashing: {e}")))?;
@@ -344,6 +492,21 @@ pub async fn run(
         delete: cfg.delete,
         filters: &cfg.filters,
         protected: &scan.skipped,
+    });
+    // The grace period turns delete candidates into stale keys until they have waited long
+    // enough; MAX_DELETE counts the real deletes.
+    let graced = crate::release::grace::apply(
+        &the_plan.deletes,
+        &loaded.state.stale,
+        now,
+        releases.grace_secs,
+    );
+    the_plan.deletes.clone_from(&graced.deletes);
+    let grace_summary = releases.grace_secs.map(|g| GraceSummary {
+        grace_seconds: g,
+        became_stale: graced.became_stale,
+        stale_deleted: graced.stale_deleted,
+        stale_waiting: graced.stale.len(),
     });
     the_plan.check_guards(files.len(), remote.len(), cfg.max_delete)?;
 
@@ -421,15 +584,31 @@ pub async fn run(
         ));
     }
     out.info(format!(
-        "Plan: {} to upload, {} to re-header, {} unchanged, {} to delete ({} local files, {} remote objects)",
+        "Plan: {} to upload, {} to re-header, {} unchanged, {} to delete ({} local files, {} remote objects){}",
         the_plan.uploads.len(),
         the_plan.reheaders.len() + the_plan.reheader_samples.len() + the_plan.reheader_sentinels.len(),
         the_plan.unchanged.len(),
         the_plan.deletes.len(),
         files.len(),
-        remote.len()
+        remote.len(),
+        grace_summary.as_ref().map(|g| format!("; {}", g.line())).unwrap_or_default()
     ));
 
+    let copy_settings: std::collections::BTreeMap<String, crate::release::CopySettings> = groups
+        .iter()
+        .map(|g| {
+            let s = &g.settings;
+            let c = crate::release::CopySettings {
+                acl: s.acl.clone(),
+                storage_class: s.storage_class.clone(),
+                sse: s.sse.clone(),
+                sse_kms_key_id: s.sse_kms_key_id.clone(),
+            };
+            (g.fingerprint.clone(), c)
+        })
+        .filter(|(_, c)| *c != crate::release::CopySettings::default())
+        .collect();
+    let fingerprints: Vec<String> = groups.iter().map(|g| g.fingerprint.clone()).collect();
     let target = Target {
         client,
         bucket: cfg.bucket.clone(),
@@ -450,7 +629,53 @@ pub async fn run(
         .map(|f| (f.rel.clone(), f.source_size.saturating_sub(f.size)))
         .collect();
     let files_vec = std::sync::Arc::try_unwrap(files).unwrap_or_else(|a| (*a).clone());
-    let done = execute::execute(target, files_vec, &the_plan, out, cancel).await;
+    let done = execute::execute(target, files_vec.clone(), &the_plan, out, cancel).await;
+    let succeeded = done.failures.is_empty() && !cancel.is_cancelled();
+    let release = (succeeded && !dry_run && releases.uses_state()).then(|| {
+        let versioned = versioning == crate::release::Versioning::Enabled;
+        let objects = files_vec
+            .iter()
+            .filter_map(|f| {
+                let (etag, version_id) = match done.written.get(&f.rel) {
+                    Some(w) => (w.etag.clone(), w.version_id.clone()),
+                    None => {
+                        let j = remote
+                            .binary_search_by(|r| r.rel.as_str().cmp(f.rel.as_str()))
+                            .ok()?;
+                        (remote[j].etag.clone(), remote[j].version_id.clone())
+                    }
+                };
+                Some(crate::release::Entry {
+                    key: f.rel.clone(),
+                    etag,
+                    size: f.size,
+                    fingerprint: fingerprints.get(f.group).cloned().unwrap_or_default(),
+                    version_id: version_id.filter(|_| versioned),
+                })
+            })
+            .collect();
+        crate::release::record::Draft {
+            store,
+            prefix: cfg.prefix.clone(),
+            loaded,
+            history: releases.history,
+            id: releases.release_id.clone(),
+            commit: releases.commit.clone(),
+            kind: "deploy",
+            rollback_of: None,
+            manifest: crate::release::Manifest {
+                schema: crate::release::MANIFEST_SCHEMA,
+                prefix: cfg.prefix.clone(),
+                copy: copy_settings,
+                objects,
+            },
+            stale: graced.stale.clone(),
+            deleted: done.deleted.iter().cloned().collect(),
+            uploaded: done.uploaded.len(),
+            reheadered: done.reheadered.len(),
+            unchanged: the_plan.unchanged.len(),
+        }
+    });
 
     let uploaded: std::collections::HashSet<&str> =
         done.uploaded.iter().map(String::as_str).collect();
@@ -478,6 +703,8 @@ pub async fn run(
         reheaders_held_back: done.reheaders_held_back,
         compression_saved,
         skipped: scan.skipped_files,
+        grace: grace_summary,
+        release,
     };
     Ok(outcome)
 }
@@ -610,6 +837,7 @@ mod tests {
                 size,
                 etag: "00000000000000000000000000000000".into(),
                 last_modified: 0,
+                version_id: None,
             })
             .collect();
         let late = needed_late_digests(CompareMode::Checksum, &files, &remote, &digests);

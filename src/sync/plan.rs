@@ -323,6 +323,7 @@ mod tests {
             size,
             etag: etag.into(),
             last_modified: lm,
+            version_id: None,
         }
     }
     fn digest(md5: &str) -> Option<LocalDigest> {

@@ -94,6 +94,8 @@ pub struct Stored {
     pub etag: Option<String>,
     /// SSE-KMS, DSSE-KMS or SSE-C: the ETag is not an MD5 of the content.
     pub etag_not_md5: bool,
+    /// The new version's id, in a versioned bucket.
+    pub version_id: Option<String>,
 }
 
 /// A write that failed.
@@ -251,6 +253,7 @@ mod tests {
         Stored {
             etag: Some(format!("\"{etag}\"")),
             etag_not_md5: false,
+            version_id: None,
         }
     }
 

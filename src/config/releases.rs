@@ -1,0 +1,232 @@
+//! Releases, the delete grace period, rollback and the release list: `DELETE_GRACE`,
+//! `STATE_PREFIX`, `RELEASE_HISTORY`, `ROLLBACK`, `RELEASES`.
+
+use super::{Problems, RawVars, int_var, non_empty};
+
+/// The folder, below the target prefix, that holds the pipe's state unless `STATE_PREFIX`
+/// moves it. Any key with this segment is reserved: never uploaded over, deleted or invalidated.
+pub const STATE_DIR: &str = ".s3-deploy-pipe";
+/// Default for `RELEASE_HISTORY`: releases kept (and so the releases one can roll back to).
+pub const DEFAULT_RELEASE_HISTORY: usize = 20;
+/// Upper bound for `RELEASE_HISTORY`: each release is one manifest object.
+const MAX_RELEASE_HISTORY: usize = 1000;
+/// Upper bound for `DELETE_GRACE`: ten years.
+const MAX_GRACE_SECS: u64 = 3650 * 86_400;
+
+/// What the run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Sync LOCAL_PATH (the default).
+    Deploy,
+    /// `ROLLBACK`: restore the prefix to a recorded release, server-side.
+    Rollback(RollbackTarget),
+    /// `RELEASES=list`: print the recorded releases and exit.
+    ListReleases,
+}
+
+/// Which release `ROLLBACK` restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTarget {
+    /// The release before the live one.
+    Previous,
+    /// A release by its id.
+    Id(String),
+}
+
+/// Where the state lives and what is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseConfig {
+    /// Full key prefix of the state objects, ending in `/`.
+    pub state_prefix: String,
+    /// Releases kept; 0: none are recorded.
+    pub history: usize,
+    /// `DELETE_GRACE` in seconds.
+    pub grace_secs: Option<u64>,
+    /// The release id: `BITBUCKET_BUILD_NUMBER`, else a timestamp chosen when it is recorded.
+    pub release_id: Option<String>,
+    /// `BITBUCKET_COMMIT`.
+    pub commit: Option<String>,
+}
+
+impl ReleaseConfig {
+    /// Whether the run reads and writes the state object at all.
+    pub fn uses_state(&self) -> bool {
+        self.history > 0 || self.grace_secs.is_some()
+    }
+}
+
+/// Parse a duration such as `90m`, `48h`, `7d`, `2w` or `1d12h` into seconds. A bare number
+/// has no unit and is refused (minutes and seconds are both common).
+pub fn parse_duration(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let mut total: u64 = 0;
+    let mut number = String::new();
+    let mut any = false;
+    for c in v.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit: u64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(format!("{v:?} has {c:?}, which is not a unit")),
+        };
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("{v:?} has a unit without a number before it"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(|| format!("{v:?} is too long"))?;
+        number.clear();
+        any = true;
+    }
+    if !number.is_empty() {
+        return Err(if any {
+            format!("{v:?} ends in a number without a unit")
+        } else {
+            format!("{v:?} has no unit")
+        });
+    }
+    if !any {
+        return Err(format!("{v:?} is not a duration"));
+    }
+    Ok(total)
+}
+
+/// The mode, from `ROLLBACK` and `RELEASES`.
+pub(super) fn resolve_mode(raw: &RawVars, p: &mut Problems) -> Mode {
+    let rollback = non_empty(&raw.rollback);
+    let list = non_empty(&raw.releases);
+    match (rollback, list) {
+        (Some(_), Some(_)) => {
+            p.add(
+                "ROLLBACK",
+                "and RELEASES are both set: a run either rolls back or lists the releases; unset one",
+            );
+            Mode::Deploy
+        }
+        (None, Some(l)) if l.eq_ignore_ascii_case("list") => Mode::ListReleases,
+        (None, Some(other)) => {
+            p.add(
+                "RELEASES",
+                format!(
+                    "{other:?} is not an action: set RELEASES=list to print the recorded releases"
+                ),
+            );
+            Mode::Deploy
+        }
+        (Some(r), None) if r.eq_ignore_ascii_case("previous") => {
+            Mode::Rollback(RollbackTarget::Previous)
+        }
+        (Some(r), None) => {
+            if r.chars().any(char::is_control) || r.len() > 200 {
+                p.add(
+                    "ROLLBACK",
+                    "is not a release id: set it to previous, or to an id that RELEASES=list prints",
+                );
+                Mode::Deploy
+            } else {
+                Mode::Rollback(RollbackTarget::Id(r.to_string()))
+            }
+        }
+        (None, None) => Mode::Deploy,
+    }
+}
+
+/// The release settings of a sync to `prefix` (empty or ending in `/`).
+pub(super) fn resolve_releases(
+    raw: &RawVars,
+    prefix: &str,
+    delete: bool,
+    rollback: bool,
+    p: &mut Problems,
+) -> ReleaseConfig {
+    let history = int_var(
+        p,
+        "RELEASE_HISTORY",
+        &raw.release_history,
+        (0usize, MAX_RELEASE_HISTORY),
+        "the number of releases kept to roll back to (0 records none)",
+    )
+    .unwrap_or(DEFAULT_RELEASE_HISTORY);
+    let grace_secs = non_empty(&raw.delete_grace).and_then(|v| match parse_duration(v) {
+        Ok(0) => None,
+        Ok(s) if s > MAX_GRACE_SECS => {
+            p.add("DELETE_GRACE", format!("{v:?} is more than ten years"));
+            None
+        }
+        Ok(s) => Some(s),
+        Err(e) => {
+            p.add(
+                "DELETE_GRACE",
+                format!("{e}: write a number and a unit, e.g. 90m, 48h or 7d (s, m, h, d, w; 1d12h also works)"),
+            );
+            None
+        }
+    });
+    if grace_secs.is_some() && !delete && !rollback {
+        p.add(
+            "DELETE_GRACE",
+            "is set but DELETE_FLAG is not true: the grace period delays deletes, so set DELETE_FLAG: \"true\" (or unset DELETE_GRACE)",
+        );
+    }
+    let state_prefix = match non_empty(&raw.state_prefix) {
+        None => format!("{prefix}{STATE_DIR}/"),
+        Some(s) => {
+            let s = s.trim_start_matches("s3://").trim_matches('/');
+            if s.is_empty() || s.chars().any(char::is_control) || s.len() > 512 {
+                p.add(
+                    "STATE_PREFIX",
+                    format!("{s:?} is not a key prefix: write a folder of the same bucket, e.g. deploy-state/site"),
+                );
+            }
+            let s = format!("{s}/");
+            if s == prefix {
+                p.add(
+                    "STATE_PREFIX",
+                    format!("{s:?} is the deployed prefix itself: its state would mix with the site's files; use a folder of its own, e.g. {}{STATE_DIR}", prefix),
+                );
+            }
+            s
+        }
+    };
+    ReleaseConfig {
+        state_prefix,
+        history,
+        grace_secs,
+        release_id: non_empty(&raw.bitbucket_build_number).map(str::to_string),
+        commit: non_empty(&raw.bitbucket_commit).map(str::to_string),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90m"), Ok(5400));
+        assert_eq!(parse_duration("48h"), Ok(172_800));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("2w"), Ok(1_209_600));
+        assert_eq!(parse_duration("1d12h"), Ok(129_600));
+        assert_eq!(parse_duration(" 30s "), Ok(30));
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7x",
+            "1d7",
+            "-1d",
+            "7 d",
+            "99999999999999999999w",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Releases: the state a deploy keeps in the bucket, so that replaced files get a grace period
+//! before they are deleted and a prefix can be rolled back to an earlier deploy in one step.
+//!
+//! Layout, below the state prefix (`<prefix>.s3-deploy-pipe/` unless `STATE_PREFIX` moves it):
+//! - `state.json`: the release history (newest last) and the stale keys with the time each
+//!   became stale. Small; read once and written once per deploy, with S3 conditional writes
+//!   (`If-Match` its ETag, or `If-None-Match: *` for the first), so that two deploys of the
+//!   same prefix at the same time cannot lose each other's release: the one that loses the
+//!   race reads the state again, merges and writes again ([`store::save`]).
+//! - `releases/<time>-<id>.json.gz`: one manifest per release, gzip-compressed JSON: every key
+//!   the release left live with its ETag, size, header fingerprint and VersionId.
+//!
+//! A manifest is written before the state that names it, and the state is replaced in one PUT:
+//! a run that fails or is stopped leaves the previous state as it was.
+
+pub mod grace;
+pub mod list;
+pub mod record;
+pub mod rollback;
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::STATE_DIR;
+
+/// Version of `state.json`. A state written by a newer pipe is refused, never overwritten.
+pub const STATE_SCHEMA: u32 = 1;
+/// Version of a manifest.
+pub const MANIFEST_SCHEMA: u32 = 1;
+/// The state object's name below the state prefix.
+pub const STATE_OBJECT: &str = "state.json";
+/// The manifests' folder below the state prefix.
+pub const MANIFEST_DIR: &str = "releases/";
+
+/// The state kept in `state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub schema: u32,
+    /// The deployed prefix this state is for (informational).
+    #[serde(default)]
+    pub prefix: String,
+    /// Oldest first; the last is the live one.
+    #[serde(default)]
+    pub releases: Vec<Release>,
+    /// Keys (relative to the prefix) that no local file has any more, with the time (seconds
+    /// since 1970) they first became stale. Deleted once stale for longer than `DELETE_GRACE`.
+    #[serde(default)]
+    pub stale: BTreeMap<String, i64>,
+}
+
+/// One recorded release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: String,
+    /// Seconds since 1970.
+    pub time: i64,
+    pub commit: Option<String>,
+    /// `deploy` or `rollback`.
+    pub kind: String,
+    /// For a rollback: the release it restored.
+    #[serde(default)]
+    pub rollback_of: Option<String>,
+    pub uploaded: usize,
+    pub reheadered: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    /// Keys in the manifest.
+    pub objects: usize,
+    /// Full key of the manifest.
+    pub manifest: String,
+    /// Every manifest entry has a VersionId: the release can be restored.
+    pub versioned: bool,
+}
+
+/// The keys one release left live.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: u32,
+    pub prefix: String,
+    /// What CopyObject must set again when a version is restored (a copy does not keep the
+    /// ACL, the storage class or SSE-KMS settings), per header fingerprint.
+    #[serde(default)]
+    pub copy: BTreeMap<String, CopySettings>,
+    /// Sorted by key.
+    pub objects: Vec<Entry>,
+}
+
+/// One key of a manifest. Short names: a manifest of 100,000 keys stays small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Key relative to the prefix.
+    #[serde(rename = "k")]
+    pub key: String,
+    /// ETag without quotes.
+    #[serde(rename = "e")]
+    pub etag: String,
+    #[serde(rename = "s")]
+    pub size: u64,
+    /// The header fingerprint (`x-amz-meta-s3-deploy-pipe-headers`) of its settings.
+    #[serde(rename = "f")]
+    pub fingerprint: String,
+    /// The VersionId, when the bucket has versioning enabled.
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// Object settings that a copy does not carry over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopySettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse_kms_key_id: Option<String>,
+}
+
+/// Whether a full key belongs to the pipe's state: below the state prefix, or with a
+/// `.s3-deploy-pipe` segment anywhere (the default state folder of any prefix of the bucket).
+/// Such keys are never uploaded over, deleted by a sync, counted in a plan or invalidated.
+pub fn is_reserved(key: &str, state_prefix: &str) -> bool {
+    key.starts_with(state_prefix) || key.split('/').any(|segment| segment == STATE_DIR)
+}
+
+/// The bucket's versioning, as GetBucketVersioning tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    Enabled,
+    /// Suspended, or never enabled.
+    Off,
+    /// Not readable (no s3:GetBucketVersioning, or a store without it).
+    Unknown,
+}
+
+/// Seconds since 1970, now.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `2026-12-02 10:22 UTC` for a time in seconds since 1970.
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
+/// `7d`, `48h`, `90m`, `30s`: a duration as `DELETE_GRACE` writes it.
+pub fn format_duration(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_keys() {
+        let state = "site/.s3-deploy-pipe/";
+        assert!(is_reserved("site/.s3-deploy-pipe/state.json", state));
+        assert!(is_reserved("other/.s3-deploy-pipe/state.json", state));
+        assert!(is_reserved(".s3-deploy-pipe/releases/x", "deploy-state/"));
+        assert!(is_reserved("deploy-state/state.json", "deploy-state/"));
+        assert!(!is_reserved("site/.s3-deploy-pipe.html", state));
+        assert!(!is_reserved("site/a.s3-deploy-pipe/x", state));
+        assert!(!is_reserved("site/index.html", state));
+    }
+
+    #[test]
+    fn times_and_durations() {
+        assert_eq!(format_time(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_time(1_796_206_920), "2026-12-02 10:22 UTC");
+        assert_eq!(format_duration(604_800), "7d");
+        assert_eq!(format_duration(5400), "90m");
+        assert_eq!(format_duration(7200), "2h");
+        assert_eq!(format_duration(61), "61s");
+    }
+}

@@ -1,0 +1,654 @@
+//! `ROLLBACK`: restore the prefix to a recorded release, server-side, from the VersionIds its
+//! manifest recorded. No local files, no rebuild.
+//!
+//! Order, as in a deploy: every refusal (no versioning, a release recorded without
+//! VersionIds, a version that no longer exists, an object over CopyObject's 5 GiB) comes
+//! before anything is written. Then the non-HTML keys are restored, then the HTML, then the
+//! keys the release did not have are deleted (through the grace period, if one is set), and
+//! only if every restore succeeded. The rollback is then recorded as a release of its own, so
+//! rolling forward again is another rollback.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+use aws_sdk_s3::Client;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use super::record::Draft;
+use super::store::Store;
+use super::{CopySettings, Entry, Manifest, Release, State, Versioning};
+use crate::cancel::Cancel;
+use crate::config::{RollbackTarget, SyncConfig};
+use crate::output::Output;
+use crate::sync::remote::{AllVersions, RemoteObject};
+use crate::sync::{GraceSummary, SyncError};
+
+/// CopyObject copies at most 5 GiB in one request.
+const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// One key to restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restore {
+    /// Index into the manifest's objects.
+    pub entry: usize,
+    pub html: bool,
+}
+
+/// What a rollback does. Pure output of [`plan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollbackPlan {
+    /// Non-HTML first, then HTML; by key within each.
+    pub restores: Vec<Restore>,
+    pub unchanged: usize,
+    /// Live keys the release did not have (relative, sorted).
+    pub delete_candidates: Vec<String>,
+}
+
+/// The release to restore: `previous` is the one before the live (last recorded) one.
+pub fn choose<'a>(state: &'a State, target: &RollbackTarget) -> Result<&'a Release, String> {
+    let Some(live) = state.releases.last() else {
+        return Err("no release is recorded for this prefix: deploy it with this pipe first (with bucket versioning enabled), then a later deploy can be rolled back".to_string());
+    };
+    match target {
+        RollbackTarget::Previous => {
+            let n = state.releases.len();
+            if n < 2 {
+                return Err(format!(
+                    "only one release ({}) is recorded: there is no previous release to roll back to",
+                    live.id
+                ));
+            }
+            Ok(&state.releases[n - 2])
+        }
+        RollbackTarget::Id(id) => state.releases.iter().rev().find(|r| &r.id == id).ok_or_else(|| {
+            let ids: Vec<&str> = state.releases.iter().rev().take(10).map(|r| r.id.as_str()).collect();
+            format!(
+                "no release {id:?} is recorded (the newest: {}): set ROLLBACK to one of them or to previous; RELEASES=list shows them all",
+                ids.join(", ")
+            )
+        }),
+    }
+}
+
+/// Compare the release's manifest with the prefix now. Pure. Refuses a release that cannot be
+/// restored exactly: a key without a VersionId, a version that no longer exists, an object
+/// larger than one CopyObject can copy.
+pub fn plan(
+    manifest: &Manifest,
+    current: &[RemoteObject],
+    versions: &AllVersions,
+    release_id: &str,
+) -> Result<RollbackPlan, String> {
+    let mut out = RollbackPlan::default();
+    let mut html = Vec::new();
+    let by_key: BTreeMap<&str, &RemoteObject> =
+        current.iter().map(|r| (r.rel.as_str(), r)).collect();
+    for (i, e) in manifest.objects.iter().enumerate() {
+        let Some(v) = &e.version_id else {
+            return Err(format!(
+                "release {release_id} was recorded without VersionIds ({} has none): the bucket's versioning was off, or could not be read, when it was deployed; only releases deployed with versioning enabled can be restored",
+                e.key
+            ));
+        };
+        match by_key.get(e.key.as_str()) {
+            Some(r) if r.version_id.as_deref() == Some(v.as_str()) => {
+                out.unchanged += 1;
+                continue;
+            }
+            _ => {}
+        }
+        if !versions.contains(&(e.key.clone(), v.clone())) {
+            return Err(format!(
+                "version {v} of {} (release {release_id}) no longer exists: a lifecycle rule expired it, or it was deleted; this release cannot be restored exactly, choose a newer one",
+                e.key
+            ));
+        }
+        if e.size > COPY_LIMIT {
+            return Err(format!(
+                "{} is {} bytes, more than the 5 GiB one CopyObject restores: this release cannot be restored by the pipe",
+                e.key, e.size
+            ));
+        }
+        let r = Restore {
+            entry: i,
+            html: crate::sync::headers::is_html(&e.key),
+        };
+        if r.html {
+            html.push(r);
+        } else {
+            out.restores.push(r);
+        }
+    }
+    out.restores.extend(html);
+    let wanted: BTreeSet<&str> = manifest.objects.iter().map(|e| e.key.as_str()).collect();
+    out.delete_candidates = current
+        .iter()
+        .filter(|r| !wanted.contains(r.rel.as_str()))
+        .map(|r| r.rel.clone())
+        .collect();
+    Ok(out)
+}
+
+/// What the rollback did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RollbackOutcome {
+    pub bucket: String,
+    pub prefix: String,
+    /// The live release before the rollback.
+    pub from: Option<String>,
+    /// The release restored.
+    pub to: String,
+    /// Full keys restored from their recorded versions.
+    pub restored: Vec<String>,
+    /// Full keys deleted (the release did not have them).
+    pub deleted: Vec<String>,
+    pub unchanged: usize,
+    /// (full key, message) of every failed operation.
+    pub failed: Vec<(String, String)>,
+    pub grace: Option<GraceSummary>,
+    pub dry_run: bool,
+    pub seconds: f64,
+    /// To record, when it succeeded.
+    #[serde(skip)]
+    pub release: Option<Draft>,
+}
+
+impl RollbackOutcome {
+    /// Keys whose content changed, relative to the prefix: what `PATHS=changed` invalidates.
+    pub fn changed_rel(&self) -> Vec<&str> {
+        self.restored
+            .iter()
+            .chain(&self.deleted)
+            .map(|k| k.strip_prefix(self.prefix.as_str()).unwrap_or(k))
+            .collect()
+    }
+}
+
+/// Errors that stop a rollback. `Refused` and `Guard` come before anything is written.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Aws(String),
+    #[error(transparent)]
+    Guard(#[from] crate::sync::plan::GuardError),
+}
+
+impl From<super::store::StoreError> for RollbackError {
+    fn from(e: super::store::StoreError) -> Self {
+        RollbackError::Aws(e.to_string())
+    }
+}
+
+fn versioning_refusal(bucket: &str) -> String {
+    format!(
+        "rollback needs bucket versioning, and s3://{bucket} has none: nothing was changed. Enable it (S3 console > {bucket} > Properties > Bucket Versioning > Enable, or `aws s3api put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled`); deploys from then on can be rolled back to. A lifecycle rule with NoncurrentVersionExpiration (e.g. 30 days) keeps old versions from piling up"
+    )
+}
+
+/// A client for the bucket (in the bucket's region, which S3 names when asked in another) and
+/// the bucket's versioning, or why it cannot be read.
+pub async fn connect(
+    sdk: &SdkConfig,
+    cfg: &SyncConfig,
+    out: &Output,
+) -> (Client, Result<Versioning, String>) {
+    let mut client = crate::sync::state_client(sdk, cfg);
+    let mut versioning = super::store::read_versioning(&client, &cfg.bucket).await;
+    if let Err(e) = &versioning
+        && let Some(region) = crate::sync::remote::bucket_region(e)
+    {
+        let there = crate::sync::client_in_region(sdk, cfg, &region, out);
+        client = crate::sync::state_client(&there, cfg);
+        versioning = super::store::read_versioning(&client, &cfg.bucket).await;
+    }
+    let versioning = match versioning {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            let (code, detail) = crate::aws_error::code_and_detail(&e);
+            let fix = match code.as_str() {
+                "NoSuchBucket" => "create it, or fix S3_BUCKET".to_string(),
+                "AccessDenied" => format!(
+                    "allow s3:GetBucketVersioning on arn:aws:s3:::{}",
+                    cfg.bucket
+                ),
+                _ => "check S3_BUCKET, AWS_ENDPOINT_URL and the credentials".to_string(),
+            };
+            Err(format!(
+                "cannot read the versioning of s3://{} ({detail}): {fix}; nothing was changed",
+                cfg.bucket
+            ))
+        }
+    };
+    (client, versioning)
+}
+
+/// Run a rollback.
+pub async fn run(
+    sdk: &SdkConfig,
+    cfg: &SyncConfig,
+    target: &RollbackTarget,
+    dry_run: bool,
+    out: &Output,
+    cancel: &Cancel,
+) -> Result<RollbackOutcome, RollbackError> {
+    let start = std::time::Instant::now();
+    let (client, versioning) = connect(sdk, cfg, out).await;
+    let versioning = versioning.map_err(RollbackError::Refused)?;
+    if versioning != Versioning::Enabled {
+        return Err(RollbackError::Refused(versioning_refusal(&cfg.bucket)));
+    }
+    let store = Store {
+        client: client.clone(),
+        bucket: cfg.bucket.clone(),
+        prefix: cfg.releases.state_prefix.clone(),
+    };
+    let loaded = store.load(&cfg.prefix).await?;
+    let release = choose(&loaded.state, target)
+        .map_err(|e| RollbackError::Refused(format!("{e}; nothing was changed")))?
+        .clone();
+    let live = loaded.state.releases.last().map(|r| r.id.clone());
+    if !release.versioned {
+        return Err(RollbackError::Refused(format!(
+            "release {} was recorded while the bucket had no versioning (or it could not be read): it cannot be restored; nothing was changed. Releases deployed with versioning enabled can",
+            release.id
+        )));
+    }
+    out.info(format!(
+        "Rolling back s3://{}/{} from release {} to release {}{}{}",
+        cfg.bucket,
+        cfg.prefix,
+        live.as_deref().unwrap_or("?"),
+        release.id,
+        release
+            .commit
+            .as_deref()
+            .map(|c| format!(" (commit {})", c.chars().take(12).collect::<String>()))
+            .unwrap_or_default(),
+        if dry_run { " (dry run)" } else { "" }
+    ));
+    let manifest = store.get_manifest(&release.manifest).await?;
+    let (current, _, all) = crate::sync::list_remote(&client, cfg, true, true, out)
+        .await
+        .map_err(|e| match e {
+            SyncError::Aws(m) => RollbackError::Aws(m),
+            other => RollbackError::Aws(other.to_string()),
+        })?;
+    let the_plan = plan(&manifest, &current, &all, &release.id)
+        .map_err(|e| RollbackError::Refused(format!("{e}; nothing was changed")))?;
+    let now = super::now_secs();
+    let graced = super::grace::apply(
+        &the_plan.delete_candidates,
+        &loaded.state.stale,
+        now,
+        cfg.releases.grace_secs,
+    );
+    if let Some(max) = cfg.max_delete
+        && graced.deletes.len() as u64 > max
+    {
+        return Err(crate::sync::plan::GuardError::TooManyDeletes {
+            deletes: graced.deletes.len(),
+            max,
+        }
+        .into());
+    }
+    let grace = cfg.releases.grace_secs.map(|g| GraceSummary {
+        grace_seconds: g,
+        became_stale: graced.became_stale,
+        stale_deleted: graced.stale_deleted,
+        stale_waiting: graced.stale.len(),
+    });
+    out.info(format!(
+        "Rollback plan: {} to restore, {} unchanged, {} to delete ({} keys in release {}, {} live objects){}",
+        the_plan.restores.len(),
+        the_plan.unchanged,
+        graced.deletes.len(),
+        manifest.objects.len(),
+        release.id,
+        current.len(),
+        grace.as_ref().map(|g| format!("; {}", g.line())).unwrap_or_default()
+    ));
+    let full = |rel: &str| format!("{}{rel}", cfg.prefix);
+    let mut outcome = RollbackOutcome {
+        bucket: cfg.bucket.clone(),
+        prefix: cfg.prefix.clone(),
+        from: live,
+        to: release.id.clone(),
+        unchanged: the_plan.unchanged,
+        grace,
+        dry_run,
+        ..RollbackOutcome::default()
+    };
+    if dry_run {
+        for r in &the_plan.restores {
+            let e = &manifest.objects[r.entry];
+            out.line(format!(
+                "(dryrun) restore: s3://{}/{} version {}",
+                cfg.bucket,
+                full(&e.key),
+                e.version_id.as_deref().unwrap_or_default()
+            ));
+            outcome.restored.push(full(&e.key));
+        }
+        for rel in &graced.deletes {
+            out.line(format!(
+                "(dryrun) delete: s3://{}/{}",
+                cfg.bucket,
+                full(rel)
+            ));
+            outcome.deleted.push(full(rel));
+        }
+        outcome.seconds = start.elapsed().as_secs_f64();
+        return Ok(outcome);
+    }
+
+    // Restore: non-HTML, then HTML once every other key is back.
+    let (first, html): (Vec<&Restore>, Vec<&Restore>) =
+        the_plan.restores.iter().partition(|r| !r.html);
+    let mut restored: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let copy = Arc::new(CopyJob {
+        client: client.clone(),
+        bucket: cfg.bucket.clone(),
+        prefix: cfg.prefix.clone(),
+        permits: Semaphore::new(cfg.max_concurrency),
+    });
+    for tier in [first, html] {
+        if !failed.is_empty() || cancel.is_cancelled() {
+            break;
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for r in tier {
+            let e = manifest.objects[r.entry].clone();
+            let settings = manifest
+                .copy
+                .get(&e.fingerprint)
+                .cloned()
+                .unwrap_or_default();
+            let copy = copy.clone();
+            set.spawn(async move {
+                let res = copy.restore(&e, &settings).await;
+                (e.key, res)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((key, Ok(w))) => {
+                    out.line(format!("restore: s3://{}/{}", cfg.bucket, full(&key)));
+                    restored.insert(key, w);
+                }
+                Ok((key, Err(msg))) => {
+                    out.error_line(format!(
+                        "restore failed: s3://{}/{} {msg}",
+                        cfg.bucket,
+                        full(&key)
+                    ));
+                    failed.push((full(&key), msg));
+                }
+                Err(e) => failed.push((String::new(), format!("internal error: {e}"))),
+            }
+        }
+    }
+    let mut deleted = Vec::new();
+    if failed.is_empty() && !cancel.is_cancelled() {
+        for batch in graced.deletes.chunks(1000) {
+            let (d, f, stop) = crate::sync::execute::delete_batch(
+                &client,
+                &cfg.bucket,
+                &cfg.prefix,
+                batch,
+                true,
+                out,
+            )
+            .await;
+            deleted.extend(d);
+            failed.extend(
+                f.into_iter()
+                    .map(|(k, m)| (k.map(|k| full(&k)).unwrap_or_default(), m)),
+            );
+            if stop {
+                break;
+            }
+        }
+    }
+    outcome.restored = restored.keys().map(|k| full(k)).collect();
+    outcome.deleted = deleted.iter().map(|k| full(k)).collect();
+    outcome.failed = failed;
+    outcome.seconds = start.elapsed().as_secs_f64();
+    if outcome.failed.is_empty() && !cancel.is_cancelled() {
+        let mut m = manifest.clone();
+        for e in &mut m.objects {
+            if let Some((etag, version)) = restored.get(&e.key) {
+                if !etag.is_empty() {
+                    e.etag.clone_from(etag);
+                }
+                if version.is_some() {
+                    e.version_id.clone_from(version);
+                }
+            } else if let Ok(j) = current.binary_search_by(|r| r.rel.as_str().cmp(e.key.as_str())) {
+                e.version_id.clone_from(&current[j].version_id);
+            }
+        }
+        outcome.release = Some(Draft {
+            store,
+            prefix: cfg.prefix.clone(),
+            loaded,
+            history: cfg.releases.history.max(1),
+            id: cfg.releases.release_id.clone(),
+            commit: release.commit.clone(),
+            kind: "rollback",
+            rollback_of: Some(release.id.clone()),
+            manifest: m,
+            stale: graced.stale,
+            deleted: deleted.into_iter().collect(),
+            uploaded: outcome.restored.len(),
+            reheadered: 0,
+            unchanged: outcome.unchanged,
+        });
+    }
+    Ok(outcome)
+}
+
+/// What every restore shares.
+struct CopyJob {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    permits: Semaphore,
+}
+
+impl CopyJob {
+    /// CopyObject from the recorded version onto the key: content, Content-Type and the other
+    /// headers and metadata come with the copy; the ACL, storage class and SSE-KMS settings the
+    /// deploy set are set again. Returns the new ETag and VersionId.
+    async fn restore(
+        &self,
+        e: &Entry,
+        settings: &CopySettings,
+    ) -> Result<(String, Option<String>), String> {
+        let key = format!("{}{}", self.prefix, e.key);
+        let version = e.version_id.as_deref().unwrap_or_default();
+        let source = format!(
+            "{}/{}?versionId={}",
+            self.bucket,
+            percent_encoding::utf8_percent_encode(&key, crate::sync::execute::COPY_SOURCE),
+            percent_encoding::utf8_percent_encode(version, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        let mut req = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .copy_source(source);
+        if let Some(acl) = &settings.acl {
+            req = req.acl(acl.as_str().into());
+        }
+        if let Some(sc) = &settings.storage_class {
+            req = req.storage_class(sc.as_str().into());
+        }
+        if let Some(sse) = &settings.sse {
+            req = req.server_side_encryption(sse.as_str().into());
+        }
+        if let Some(kms) = &settings.sse_kms_key_id {
+            req = req.ssekms_key_id(kms);
+        }
+        match req.send().await {
+            Ok(r) => Ok((
+                r.copy_object_result()
+                    .and_then(|c| c.e_tag())
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_string(),
+                r.version_id().map(str::to_string),
+            )),
+            Err(err) => Err(crate::sync::explain_sdk_error(
+                "copy",
+                &self.bucket,
+                Some(&key),
+                settings.acl.is_some(),
+                &err,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, v: Option<&str>) -> Entry {
+        Entry {
+            key: key.into(),
+            etag: "e".into(),
+            size: 1,
+            fingerprint: "f".into(),
+            version_id: v.map(str::to_string),
+        }
+    }
+    fn live(key: &str, v: &str) -> RemoteObject {
+        RemoteObject {
+            rel: key.into(),
+            size: 1,
+            etag: "e".into(),
+            last_modified: 0,
+            version_id: Some(v.into()),
+        }
+    }
+    fn release(id: &str) -> Release {
+        Release {
+            id: id.into(),
+            time: 0,
+            commit: None,
+            kind: "deploy".into(),
+            rollback_of: None,
+            uploaded: 0,
+            reheadered: 0,
+            deleted: 0,
+            unchanged: 0,
+            objects: 0,
+            manifest: String::new(),
+            versioned: true,
+        }
+    }
+
+    #[test]
+    fn restores_changed_and_missing_keys_html_last_and_deletes_the_rest() {
+        let m = Manifest {
+            objects: vec![
+                entry("a.js", Some("1")),
+                entry("index.html", Some("2")),
+                entry("same.css", Some("3")),
+                entry("gone.png", Some("4")),
+            ],
+            ..Manifest::default()
+        };
+        let current = vec![
+            live("a.js", "9"),
+            live("added.js", "5"),
+            live("index.html", "8"),
+            live("same.css", "3"),
+        ];
+        let all: AllVersions = [
+            ("a.js", "1"),
+            ("index.html", "2"),
+            ("same.css", "3"),
+            ("gone.png", "4"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let p = plan(&m, &current, &all, "7").expect("plan");
+        let keys: Vec<&str> = p
+            .restores
+            .iter()
+            .map(|r| m.objects[r.entry].key.as_str())
+            .collect();
+        assert_eq!(keys, vec!["a.js", "gone.png", "index.html"]);
+        assert_eq!(p.unchanged, 1);
+        assert_eq!(p.delete_candidates, vec!["added.js".to_string()]);
+    }
+
+    #[test]
+    fn refusals() {
+        let all: AllVersions = [("a", "1")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let unversioned = Manifest {
+            objects: vec![entry("a", None)],
+            ..Manifest::default()
+        };
+        assert!(
+            plan(&unversioned, &[], &all, "7")
+                .expect_err("refused")
+                .contains("without VersionIds")
+        );
+        let expired = Manifest {
+            objects: vec![entry("a", Some("0"))],
+            ..Manifest::default()
+        };
+        assert!(
+            plan(&expired, &[], &all, "7")
+                .expect_err("refused")
+                .contains("no longer exists")
+        );
+        let mut big = entry("a", Some("1"));
+        big.size = COPY_LIMIT + 1;
+        let big = Manifest {
+            objects: vec![big],
+            ..Manifest::default()
+        };
+        assert!(plan(&big, &[], &all, "7").expect_err("refused").contains("5 GiB"));
+    }
+
+    #[test]
+    fn choosing_a_release() {
+        let mut s = State::default();
+        assert!(
+            choose(&s, &RollbackTarget::Previous)
+                .expect_err("refused")
+                .contains("no release")
+        );
+        s.releases = vec![release("1")];
+        assert!(
+            choose(&s, &RollbackTarget::Previous)
+                .expect_err("refused")
+                .contains("only one")
+        );
+        s.releases = vec![release("1"), release("2"), release("3")];
+        assert_eq!(
+            choose(&s, &RollbackTarget::Previous).map(|r| r.id.as_str()),
+            Ok("2")
+        );
+        assert_eq!(
+            choose(&s, &RollbackTarget::Id("1".into())).map(|r| r.id.as_str()),
+            Ok("1")
+        );
+        let e = choose(&s, &RollbackTarget::Id("9".into())).expect_err("refused");
+        assert!(e.contains("3, 2, 1"), "{e}");
+    }
+}

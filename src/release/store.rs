@@ -1,0 +1,377 @@
+//! Reading and writing the state and the manifests in the bucket.
+//!
+//! The state is written with S3 conditional writes: `If-Match` with the ETag it was read with,
+//! or `If-None-Match: *` when there was none. When another deploy wrote it in between, S3
+//! answers `412 PreconditionFailed` (or `409 ConditionalRequestConflict` while the other write
+//! is in flight): the state is read again, the update applied to it again (merging), and
+//! written again, up to [`SAVE_ATTEMPTS`] times. A store that does not implement conditional
+//! writes and says so (`501 NotImplemented`) gets one unconditional write, with a warning;
+//! a store that ignores the headers silently gives "last writer wins".
+
+use std::io::{Read, Write};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+
+use super::{
+    MANIFEST_DIR, MANIFEST_SCHEMA, Manifest, STATE_OBJECT, STATE_SCHEMA, State, Versioning,
+};
+use crate::output::Output;
+
+/// Attempts to write the state when other deploys keep writing it first. Each lost race means
+/// another deploy finished in between; five in a row would take five deploys of the same
+/// prefix finishing within one run's bookkeeping (milliseconds): a runaway loop, not traffic.
+pub const SAVE_ATTEMPTS: usize = 5;
+/// A manifest larger than this (uncompressed) is refused when read: 100,000 keys take about
+/// 15 MB, so this allows about 3 million.
+const MAX_MANIFEST_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Where the state lives.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub client: Client,
+    pub bucket: String,
+    /// Ends in `/`.
+    pub prefix: String,
+}
+
+/// The state as read, with the ETag to write it back with (`None`: there was none).
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub state: State,
+    pub etag: Option<String>,
+}
+
+/// Errors of the state and the manifests.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Aws(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn aws<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    what: &str,
+    bucket: &str,
+    key: &str,
+    err: &SdkError<E>,
+) -> StoreError {
+    let (code, detail) = crate::aws_error::code_and_detail(err);
+    let fix = match code.as_str() {
+        "AccessDenied" => format!(
+            ": allow s3:GetObject, s3:PutObject and s3:DeleteObject on arn:aws:s3:::{bucket}/{}* for this role, move the state with STATE_PREFIX, or set RELEASE_HISTORY=0 (and no DELETE_GRACE) to keep no state",
+            key.rsplit_once('/').map_or("", |(dir, _)| dir).to_string() + "/"
+        ),
+        _ => String::new(),
+    };
+    StoreError::Aws(format!("{what} s3://{bucket}/{key}: {detail}{fix}"))
+}
+
+impl Store {
+    pub fn state_key(&self) -> String {
+        format!("{}{STATE_OBJECT}", self.prefix)
+    }
+
+    /// Read the state; an absent state is an empty one.
+    pub async fn load(&self, deployed_prefix: &str) -> Result<Loaded, StoreError> {
+        let key = self.state_key();
+        let resp = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(Loaded {
+                    state: State {
+                        schema: STATE_SCHEMA,
+                        prefix: deployed_prefix.to_string(),
+                        ..State::default()
+                    },
+                    etag: None,
+                });
+            }
+            Err(e) => return Err(aws("reading the release state", &self.bucket, &key, &e)),
+        };
+        let etag = resp.e_tag().map(str::to_string);
+        let body = resp
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Aws(format!("reading s3://{}/{key}: {e}", self.bucket)))?
+            .into_bytes();
+        let state: State = serde_json::from_slice(&body).map_err(|e| {
+            StoreError::Invalid(format!(
+                "s3://{}/{key} is not a state this pipe wrote ({e}): restore it from a previous version of the object, or delete it to start a new history (the recorded releases are then forgotten)",
+                self.bucket
+            ))
+        })?;
+        if state.schema > STATE_SCHEMA {
+            return Err(StoreError::Invalid(format!(
+                "s3://{}/{key} was written by a newer version of this pipe (state schema {}): use that version or a newer one",
+                self.bucket, state.schema
+            )));
+        }
+        Ok(Loaded { state, etag })
+    }
+
+    /// Write the state made by `update` from the current one. `update` is called again with
+    /// the state as it is now whenever another deploy wrote it first. Returns the written state.
+    pub async fn save(
+        &self,
+        mut loaded: Loaded,
+        deployed_prefix: &str,
+        out: &Output,
+        mut update: impl FnMut(&State) -> State,
+    ) -> Result<State, StoreError> {
+        let key = self.state_key();
+        let mut conditional = true;
+        for attempt in 1..=SAVE_ATTEMPTS {
+            let mut next = update(&loaded.state);
+            next.schema = STATE_SCHEMA;
+            next.prefix = deployed_prefix.to_string();
+            let body = serde_json::to_vec_pretty(&next)
+                .map_err(|e| StoreError::Invalid(format!("internal error: {e}")))?;
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .cache_control("no-store")
+                .body(ByteStream::from(body));
+            if conditional {
+                req = match &loaded.etag {
+                    Some(etag) => req.if_match(etag),
+                    None => req.if_none_match("*"),
+                };
+            }
+            match req.send().await {
+                Ok(_) => return Ok(next),
+                Err(e) => {
+                    let code = e.code().unwrap_or_default().to_string();
+                    match code.as_str() {
+                        "PreconditionFailed" | "ConditionalRequestConflict"
+                            if attempt < SAVE_ATTEMPTS =>
+                        {
+                            out.info(format!(
+                                "Another deploy wrote the release state of this prefix meanwhile: merging with it (attempt {} of {SAVE_ATTEMPTS})",
+                                attempt + 1
+                            ));
+                            loaded = self.load(deployed_prefix).await?;
+                        }
+                        "PreconditionFailed" | "ConditionalRequestConflict" => {
+                            return Err(StoreError::Aws(format!(
+                                "s3://{}/{key}: other deploys of this prefix wrote the release state {SAVE_ATTEMPTS} times while this one tried to: run one deploy of a prefix at a time (Bitbucket: a deployment environment, or concurrency: 1)",
+                                self.bucket
+                            )));
+                        }
+                        "NotImplemented" if conditional => {
+                            out.warn(format!(
+                                "The store does not support conditional writes (If-Match / If-None-Match): the release state s3://{}/{key} is written without one, so two deploys of this prefix at the same time could lose one's release record",
+                                self.bucket
+                            ));
+                            conditional = false;
+                        }
+                        _ => return Err(aws("writing the release state", &self.bucket, &key, &e)),
+                    }
+                }
+            }
+        }
+        Err(StoreError::Aws(format!(
+            "s3://{}/{key}: the release state could not be written",
+            self.bucket
+        )))
+    }
+
+    /// A new manifest's key: unique per run, never an existing release's.
+    pub fn manifest_key(&self, id: &str, now_ms: u128) -> String {
+        let safe: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect();
+        format!("{}{MANIFEST_DIR}{now_ms}-{safe}.json.gz", self.prefix)
+    }
+
+    /// Write a manifest (gzip-compressed JSON).
+    pub async fn put_manifest(&self, key: &str, manifest: &Manifest) -> Result<(), StoreError> {
+        let body = encode_manifest(manifest)?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .content_encoding("gzip")
+            .cache_control("no-store")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| aws("writing the release manifest", &self.bucket, key, &e))?;
+        Ok(())
+    }
+
+    /// Read a manifest.
+    pub async fn get_manifest(&self, key: &str) -> Result<Manifest, StoreError> {
+        let resp = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| aws("reading the release manifest", &self.bucket, key, &e))?;
+        let body = resp
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Aws(format!("reading s3://{}/{key}: {e}", self.bucket)))?
+            .into_bytes();
+        decode_manifest(&body).map_err(|e| {
+            StoreError::Invalid(format!(
+                "s3://{}/{key} is not a manifest this pipe wrote ({e})",
+                self.bucket
+            ))
+        })
+    }
+
+    /// Delete objects of the state (manifests of releases dropped from the history, or of a
+    /// run whose state could not be written). Best effort: a failure is a warning.
+    pub async fn delete(&self, keys: &[String], out: &Output) {
+        for batch in keys.chunks(1000) {
+            let objects: Result<Vec<_>, _> = batch
+                .iter()
+                .map(|k| {
+                    aws_sdk_s3::types::ObjectIdentifier::builder()
+                        .key(k)
+                        .build()
+                })
+                .collect();
+            let delete = objects.and_then(|o| {
+                aws_sdk_s3::types::Delete::builder()
+                    .set_objects(Some(o))
+                    .quiet(true)
+                    .build()
+            });
+            let Ok(delete) = delete else { continue };
+            let res = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await;
+            let failed = match res {
+                Ok(r) => r.errors().len(),
+                Err(e) => {
+                    tracing::debug!(error = %aws_sdk_s3::error::DisplayErrorContext(&e), "deleting old manifests");
+                    batch.len()
+                }
+            };
+            if failed > 0 {
+                out.warn(format!(
+                    "{failed} old release manifest(s) under s3://{}/{}{MANIFEST_DIR} could not be deleted: they stay (harmless; delete them by hand, or allow s3:DeleteObject there)",
+                    self.bucket, self.prefix
+                ));
+            }
+        }
+    }
+}
+
+/// The bucket's versioning from GetBucketVersioning. A store that answers 200 with another
+/// XML root than S3's `VersioningConfiguration` (moto's `GetBucketVersioningResponse`; the SDK
+/// refuses it) is read from the raw answer: `<Status>Enabled</Status>` is what matters.
+pub async fn read_versioning(
+    client: &Client,
+    bucket: &str,
+) -> Result<
+    Versioning,
+    SdkError<aws_sdk_s3::operation::get_bucket_versioning::GetBucketVersioningError>,
+> {
+    match client.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(r) => Ok(match r.status() {
+            Some(aws_sdk_s3::types::BucketVersioningStatus::Enabled) => Versioning::Enabled,
+            _ => Versioning::Off,
+        }),
+        Err(e) => {
+            if let Some(raw) = e.raw_response()
+                && raw.status().is_success()
+                && let Some(body) = raw.body().bytes()
+            {
+                let text = String::from_utf8_lossy(body);
+                return Ok(if text.contains("<Status>Enabled</Status>") {
+                    Versioning::Enabled
+                } else {
+                    Versioning::Off
+                });
+            }
+            Err(e)
+        }
+    }
+}
+
+/// gzip-compressed JSON.
+pub fn encode_manifest(m: &Manifest) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(m).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(&json)
+        .and_then(|()| gz.finish())
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// The reverse of [`encode_manifest`]; refuses a newer schema.
+pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_MANIFEST_BYTES)
+        .read_to_end(&mut json)
+        .map_err(|e| e.to_string())?;
+    let m: Manifest = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    if m.schema > MANIFEST_SCHEMA {
+        return Err(format!(
+            "manifest schema {} is newer than this pipe's ({MANIFEST_SCHEMA}): use a newer version of the pipe",
+            m.schema
+        ));
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::Entry;
+
+    #[test]
+    fn manifests_round_trip_and_stay_small() {
+        let objects: Vec<Entry> = (0..100_000)
+            .map(|i| Entry {
+                key: format!("assets/chunk-{i:06}.{:08x}.js", i * 7919),
+                etag: format!("{:032x}", (i as u128) * 0x9e37_79b9_7f4a_7c15),
+                size: 1000 + i,
+                fingerprint: "0123456789abcdef".into(),
+                version_id: Some(format!("v{i:020}")),
+            })
+            .collect();
+        let m = Manifest {
+            schema: MANIFEST_SCHEMA,
+            prefix: "site/".into(),
+            copy: Default::default(),
+            objects,
+        };
+        let bytes = encode_manifest(&m).expect("encode");
+        assert!(bytes.len() < 6_000_000, "{} bytes", bytes.len());
+        assert_eq!(decode_manifest(&bytes).expect("decode"), m);
+        assert!(decode_manifest(b"not gzip").is_err());
+    }
+}
