@@ -106,7 +106,7 @@ pub(super) fn resolve_mode(raw: &RawVars, p: &mut Problems) -> Mode {
         (Some(_), Some(_)) => {
             p.add(
                 "ROLLBACK",
-                "and RELEASES are both set: a run either rolls back or lists the releases; unset one",
+                "cannot be set together with RELEASES: a run either rolls back or lists the releases; unset one",
             );
             Mode::Deploy
         }
@@ -172,7 +172,7 @@ pub(super) fn resolve_releases(
     if grace_secs.is_some() && !delete && !rollback {
         p.add(
             "DELETE_GRACE",
-            "is set but DELETE_FLAG is not true: the grace period delays deletes, so set DELETE_FLAG: \"true\" (or unset DELETE_GRACE)",
+            "needs DELETE_FLAG: \"true\": the grace period delays deletes, and without DELETE_FLAG nothing is deleted (or unset DELETE_GRACE)",
         );
     }
     let state_prefix = match non_empty(&raw.state_prefix) {

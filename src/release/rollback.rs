@@ -622,7 +622,11 @@ mod tests {
             objects: vec![big],
             ..Manifest::default()
         };
-        assert!(plan(&big, &[], &all, "7").expect_err("refused").contains("5 GiB"));
+        assert!(
+            plan(&big, &[], &all, "7")
+                .expect_err("refused")
+                .contains("5 GiB")
+        );
     }
 
     #[test]

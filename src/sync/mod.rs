@@ -631,51 +631,67 @@ pub async fn run(
     let files_vec = std::sync::Arc::try_unwrap(files).unwrap_or_else(|a| (*a).clone());
     let done = execute::execute(target, files_vec.clone(), &the_plan, out, cancel).await;
     let succeeded = done.failures.is_empty() && !cancel.is_cancelled();
-    let release = (succeeded && !dry_run && releases.uses_state()).then(|| {
-        let versioned = versioning == crate::release::Versioning::Enabled;
-        let objects = files_vec
-            .iter()
-            .filter_map(|f| {
-                let (etag, version_id) = match done.written.get(&f.rel) {
-                    Some(w) => (w.etag.clone(), w.version_id.clone()),
-                    None => {
-                        let j = remote
-                            .binary_search_by(|r| r.rel.as_str().cmp(f.rel.as_str()))
-                            .ok()?;
-                        (remote[j].etag.clone(), remote[j].version_id.clone())
-                    }
-                };
-                Some(crate::release::Entry {
-                    key: f.rel.clone(),
-                    etag,
-                    size: f.size,
-                    fingerprint: fingerprints.get(f.group).cloned().unwrap_or_default(),
-                    version_id: version_id.filter(|_| versioned),
-                })
-            })
-            .collect();
-        crate::release::record::Draft {
-            store,
-            prefix: cfg.prefix.clone(),
-            loaded,
-            history: releases.history,
-            id: releases.release_id.clone(),
-            commit: releases.commit.clone(),
-            kind: "deploy",
-            rollback_of: None,
-            manifest: crate::release::Manifest {
-                schema: crate::release::MANIFEST_SCHEMA,
-                prefix: cfg.prefix.clone(),
-                copy: copy_settings,
-                objects,
-            },
-            stale: graced.stale.clone(),
-            deleted: done.deleted.iter().cloned().collect(),
-            uploaded: done.uploaded.len(),
-            reheadered: done.reheadered.len(),
-            unchanged: the_plan.unchanged.len(),
-        }
+    let versioned = versioning == crate::release::Versioning::Enabled;
+    // A deploy that changed nothing is the live release again: no new release (so that
+    // ROLLBACK=previous after a re-run still means the deploy before), and no write at all.
+    let unchanged_release = loaded.state.releases.last().filter(|live| {
+        done.uploaded.is_empty()
+            && done.reheadered.is_empty()
+            && done.deleted.is_empty()
+            && graced.stale == loaded.state.stale
+            && live.versioned == versioned
     });
+    if let Some(live) = unchanged_release.filter(|_| succeeded && !dry_run) {
+        out.info(format!(
+            "Nothing changed since release {}: no new release recorded",
+            live.id
+        ));
+    }
+    let release = (succeeded && !dry_run && releases.uses_state() && unchanged_release.is_none())
+        .then(|| {
+            let objects = files_vec
+                .iter()
+                .filter_map(|f| {
+                    let (etag, version_id) = match done.written.get(&f.rel) {
+                        Some(w) => (w.etag.clone(), w.version_id.clone()),
+                        None => {
+                            let j = remote
+                                .binary_search_by(|r| r.rel.as_str().cmp(f.rel.as_str()))
+                                .ok()?;
+                            (remote[j].etag.clone(), remote[j].version_id.clone())
+                        }
+                    };
+                    Some(crate::release::Entry {
+                        key: f.rel.clone(),
+                        etag,
+                        size: f.size,
+                        fingerprint: fingerprints.get(f.group).cloned().unwrap_or_default(),
+                        version_id: version_id.filter(|_| versioned),
+                    })
+                })
+                .collect();
+            crate::release::record::Draft {
+                store,
+                prefix: cfg.prefix.clone(),
+                loaded,
+                history: releases.history,
+                id: releases.release_id.clone(),
+                commit: releases.commit.clone(),
+                kind: "deploy",
+                rollback_of: None,
+                manifest: crate::release::Manifest {
+                    schema: crate::release::MANIFEST_SCHEMA,
+                    prefix: cfg.prefix.clone(),
+                    copy: copy_settings,
+                    objects,
+                },
+                stale: graced.stale.clone(),
+                deleted: done.deleted.iter().cloned().collect(),
+                uploaded: done.uploaded.len(),
+                reheadered: done.reheadered.len(),
+                unchanged: the_plan.unchanged.len(),
+            }
+        });
 
     let uploaded: std::collections::HashSet<&str> =
         done.uploaded.iter().map(String::as_str).collect();

@@ -266,8 +266,18 @@ pub struct Obj {
     pub etag: String,
 }
 
-/// Every object in the bucket, sorted by key.
+/// Every object of the site in the bucket, sorted by key: the pipe's own release state (keys
+/// with a `.s3-deploy-pipe` segment, see test/releases.rs) left out, so that a test compares
+/// the deployed site, e.g. with what `aws s3 sync` made.
 pub fn list(endpoint: &str, bucket: &str) -> Vec<Obj> {
+    list_all(endpoint, bucket)
+        .into_iter()
+        .filter(|o| !o.key.split('/').any(|s| s == ".s3-deploy-pipe"))
+        .collect()
+}
+
+/// Every object in the bucket, sorted by key, the pipe's state included.
+pub fn list_all(endpoint: &str, bucket: &str) -> Vec<Obj> {
     let client = s3(endpoint);
     let mut out = Vec::new();
     let mut token = None;
@@ -296,6 +306,15 @@ pub fn list(endpoint: &str, bucket: &str) -> Vec<Obj> {
     out
 }
 
+/// Every key in the bucket, the pipe's state included.
+pub fn all_keys(endpoint: &str, bucket: &str) -> Vec<String> {
+    list_all(endpoint, bucket)
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
+}
+
+/// The site's keys (see [`list`]).
 pub fn keys(endpoint: &str, bucket: &str) -> Vec<String> {
     list(endpoint, bucket).into_iter().map(|o| o.key).collect()
 }
