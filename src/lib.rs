@@ -219,17 +219,19 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
                 // invalidation below still runs), as aws-cli's exit code 2 does.
                 let skipped_fail = !outcome.skipped.is_empty() && !sync_cfg.allow_skipped_files;
                 failed |= !outcome.failures.is_empty() || skipped_fail;
-                report_sync(out, &outcome, skipped_fail);
                 let draft = outcome.release.take();
-                ended.sync = Some(outcome);
+                // Recorded before the summary, so that the ✔ (or ✖) line ends the sync, and
+                // before the invalidation: a failure here fails the step, but the bucket
+                // changed, so the invalidation still runs.
                 if let Some(draft) = draft.filter(|_| !failed) {
-                    // Recorded before the invalidation: a failure here fails the step, but the
-                    // bucket changed, so the invalidation still runs.
                     match cancel
                         .bounded(release::record::record(draft, release::now_secs(), out))
                         .await
                     {
-                        None => return interrupted(out, cancel, ended),
+                        None => {
+                            ended.sync = Some(outcome);
+                            return interrupted(out, cancel, ended);
+                        }
                         Some(Ok(r)) => {
                             report_release(out, sync_cfg, &r);
                             ended.release = Some(r);
@@ -244,6 +246,8 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
                         }
                     }
                 }
+                report_sync(out, &outcome, skipped_fail);
+                ended.sync = Some(outcome);
             }
             Err(e) => return ended.fail(out, EXIT_FAILED, e.to_string()),
         }

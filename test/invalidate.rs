@@ -343,7 +343,7 @@ fn the_report_describes_the_run() {
     let path = shared.path().join("s3-deploy-pipe").join("report.json");
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&path).expect("report written")).expect("json");
-    assert_eq!(report["schema"], 2);
+    assert_eq!(report["schema"], 3);
     assert_eq!(report["error"], serde_json::Value::Null);
     assert_eq!(report["pipe_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(report["success"], true);

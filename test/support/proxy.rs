@@ -263,9 +263,19 @@ impl Recorded {
         self.header("x-amz-copy-source").is_some()
     }
 
-    /// PutObject: PUT with a key, no `x-amz-copy-source`, not a part upload.
+    /// A request for the pipe's own release state (a key with a `.s3-deploy-pipe` segment, see
+    /// test/releases.rs). The object predicates below (`is_put_object`, `is_copy_object`,
+    /// `is_get_object`, `is_head_object`) are about the site's objects and leave these out.
+    pub fn is_state(&self) -> bool {
+        self.decoded_path()
+            .split('/')
+            .any(|s| s == ".s3-deploy-pipe")
+    }
+
+    /// PutObject of a site object: PUT with a key, no `x-amz-copy-source`, not a part upload.
     pub fn is_put_object(&self) -> bool {
-        self.is("PUT")
+        !self.is_state()
+            && self.is("PUT")
             && self.s3_key().is_some()
             && !self.has_copy_source()
             && !self.has_query_param("partNumber")
@@ -282,7 +292,8 @@ impl Recorded {
 
     /// CopyObject: PUT with `x-amz-copy-source` (not UploadPartCopy).
     pub fn is_copy_object(&self) -> bool {
-        self.is("PUT")
+        !self.is_state()
+            && self.is("PUT")
             && self.s3_key().is_some()
             && self.has_copy_source()
             && !self.has_query_param("partNumber")
@@ -315,12 +326,12 @@ impl Recorded {
 
     /// GetObject: GET of a key.
     pub fn is_get_object(&self) -> bool {
-        self.is("GET") && self.s3_key().is_some() && self.query.is_empty()
+        !self.is_state() && self.is("GET") && self.s3_key().is_some() && self.query.is_empty()
     }
 
     /// HeadObject: HEAD of a key.
     pub fn is_head_object(&self) -> bool {
-        self.is("HEAD") && self.s3_key().is_some()
+        !self.is_state() && self.is("HEAD") && self.s3_key().is_some()
     }
 
     /// ListObjects / ListObjectsV2: GET on a bucket without a key (excluding sub-resources such
