@@ -180,7 +180,7 @@ fn report(path: &std::path::Path) -> serde_json::Value {
 }
 
 fn assert_failed_report(r: &serde_json::Value, code: u64, error_has: &str) {
-    assert_eq!(r["schema"], 2, "{r}");
+    assert_eq!(r["schema"], 3, "{r}");
     assert_eq!(r["success"], false, "{r}");
     assert_eq!(r["exit_code"], code, "{r}");
     let error = r["error"].as_str().unwrap_or_default();
