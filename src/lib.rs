@@ -370,7 +370,7 @@ async fn rollback(
     let mut failed = None;
     if !outcome.failed.is_empty() {
         let msg = format!(
-            "Rollback of {target_url} to release {} failed: {} operation(s) failed ({}); {counts}. Nothing was deleted; re-run the rollback to finish it",
+            "Rollback of {target_url} to release {} failed: {} operation(s) failed ({}); {counts}. Deletes run only once every restore succeeded; re-run the rollback to finish it",
             outcome.to,
             outcome.failed.len(),
             outcome

@@ -166,6 +166,31 @@ fn grace_keeps_replaced_files_until_it_has_passed() {
 }
 
 #[test]
+fn an_empty_build_is_refused_with_a_grace_too_and_a_zero_grace_is_none() {
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "empty");
+    let a = site(&[("index.html", b"1"), ("app.js", b"a")]);
+    let none = tempfile::tempdir().expect("tmp");
+    run_pipe(&as_refs(&deploy_vars(&url, "empty", a.path(), "1"))).assert_code(0);
+    let run = run_pipe(&as_refs(&with(
+        deploy_vars(&url, "empty", none.path(), "2"),
+        &[("DELETE_GRACE", "7d")],
+    )));
+    run.assert_code(1)
+        .assert_contains("LOCAL_PATH has no files to upload");
+    assert!(stale_keys(&url, "empty").is_empty());
+    // DELETE_GRACE=0: no grace, deletes at once.
+    let b = site(&[("index.html", b"2")]);
+    run_pipe(&as_refs(&with(
+        deploy_vars(&url, "empty", b.path(), "3"),
+        &[("DELETE_GRACE", "0")],
+    )))
+    .assert_code(0)
+    .assert_contains("delete: s3://empty/site/app.js");
+}
+
+#[test]
 fn a_file_that_comes_back_is_live_again_and_not_deleted_later() {
     let moto = Moto::start();
     let url = moto.url();
@@ -259,6 +284,10 @@ fn bad_release_variables_are_named_and_nothing_is_sent() {
         (
             &[("STATE_PREFIX", "site/")],
             "✖ STATE_PREFIX: \"site/\" is the deployed prefix itself",
+        ),
+        (
+            &[("S3_BUCKET", "bad/site/www"), ("STATE_PREFIX", "site")],
+            "✖ STATE_PREFIX: \"site/\" holds the deployed prefix \"site/www/\"",
         ),
     ];
     for (extra, message) in cases {

@@ -143,7 +143,7 @@ pub(super) fn resolve_releases(
     raw: &RawVars,
     prefix: &str,
     delete: bool,
-    rollback: bool,
+    deploy: bool,
     p: &mut Problems,
 ) -> ReleaseConfig {
     let history = int_var(
@@ -154,7 +154,9 @@ pub(super) fn resolve_releases(
         "the number of releases kept to roll back to (0 records none)",
     )
     .unwrap_or(DEFAULT_RELEASE_HISTORY);
-    let grace_secs = non_empty(&raw.delete_grace).and_then(|v| match parse_duration(v) {
+    let grace_secs = non_empty(&raw.delete_grace).and_then(|v| match parse_duration(v).or_else(|e| {
+        if v.trim().bytes().all(|b| b == b'0') { Ok(0) } else { Err(e) }
+    }) {
         Ok(0) => None,
         Ok(s) if s > MAX_GRACE_SECS => {
             p.add("DELETE_GRACE", format!("{v:?} is more than ten years"));
@@ -169,7 +171,7 @@ pub(super) fn resolve_releases(
             None
         }
     });
-    if grace_secs.is_some() && !delete && !rollback {
+    if grace_secs.is_some() && !delete && deploy {
         p.add(
             "DELETE_GRACE",
             "needs DELETE_FLAG: \"true\": the grace period delays deletes, and without DELETE_FLAG nothing is deleted (or unset DELETE_GRACE)",
@@ -186,6 +188,12 @@ pub(super) fn resolve_releases(
                 );
             }
             let s = format!("{s}/");
+            if s != prefix && prefix.starts_with(&s) {
+                p.add(
+                    "STATE_PREFIX",
+                    format!("{s:?} holds the deployed prefix {prefix:?}: every key of the site would be reserved for the state; use a folder beside it, e.g. deploy-state/{prefix}"),
+                );
+            }
             if s == prefix {
                 p.add(
                     "STATE_PREFIX",
@@ -216,6 +224,7 @@ mod tests {
         assert_eq!(parse_duration("2w"), Ok(1_209_600));
         assert_eq!(parse_duration("1d12h"), Ok(129_600));
         assert_eq!(parse_duration(" 30s "), Ok(30));
+        assert_eq!(parse_duration("0d"), Ok(0));
         for bad in [
             "",
             "7",

@@ -563,8 +563,7 @@ pub(super) fn resolve_sync(
             Filters::default()
         }
     };
-    let rollback = matches!(mode, Mode::Rollback(_));
-    let releases = resolve_releases(raw, &prefix, delete, rollback, p);
+    let releases = resolve_releases(raw, &prefix, delete, *mode == Mode::Deploy, p);
     Some(SyncConfig {
         releases,
         bucket,

@@ -432,11 +432,17 @@ pub async fn run(
                 e.version_id.clone_from(&current[j].version_id);
             }
         }
+        let recorded = loaded.state.releases.len();
         outcome.release = Some(Draft {
             store,
             prefix: cfg.prefix.clone(),
             loaded,
-            history: cfg.releases.history.max(1),
+            // RELEASE_HISTORY=0 in a rollback step: keep the history as it is (plus this one).
+            history: if cfg.releases.history == 0 {
+                recorded + 1
+            } else {
+                cfg.releases.history
+            },
             id: cfg.releases.release_id.clone(),
             commit: release.commit.clone(),
             kind: "rollback",

@@ -493,6 +493,9 @@ pub async fn run(
         filters: &cfg.filters,
         protected: &scan.skipped,
     });
+    // An empty source is refused on the candidates, before the grace period could hide them
+    // as stale keys (a wiped site would only be wiped later).
+    the_plan.check_guards(files.len(), remote.len(), None)?;
     // The grace period turns delete candidates into stale keys until they have waited long
     // enough; MAX_DELETE counts the real deletes.
     let graced = crate::release::grace::apply(
