@@ -584,3 +584,32 @@ fn release_history_keeps_the_last_n_and_deletes_older_manifests() {
         .assert_contains("its key is reserved for the pipe's release state");
     assert_eq!(state(&url, "hist")["releases"][1]["id"], "5");
 }
+
+#[test]
+fn a_deploy_takes_version_ids_from_the_live_manifest_not_from_a_listing_of_versions() {
+    let moto = Moto::start();
+    let url = moto.url();
+    let proxy = Proxy::start(&url);
+    create_bucket(&url, "ids");
+    enable_versioning(&url, "ids");
+    let a = site(&[("index.html", b"a"), ("same.css", b"s")]);
+    let b = site(&[("index.html", b"b"), ("same.css", b"s")]);
+    run_pipe(&as_refs(&deploy_vars(&proxy.url(), "ids", a.path(), "1"))).assert_code(0);
+    run_pipe(&as_refs(&deploy_vars(&proxy.url(), "ids", b.path(), "2")))
+        .assert_code(0)
+        .assert_contains("roll back to it with ROLLBACK=2");
+    let version_listings =
+        proxy.requests_where(|r| r.method == "GET" && r.has_query_param("versions"));
+    assert!(version_listings.is_empty(), "{version_listings:?}");
+    // same.css was not written by deploy 2: its VersionId came from release 1's manifest, and
+    // a rollback with it restores exactly release 1.
+    let mut vars = key_vars(&url);
+    vars.extend([
+        ("S3_BUCKET", "ids/site".to_string()),
+        ("ROLLBACK", "1".to_string()),
+    ]);
+    run_pipe(&as_refs(&vars))
+        .assert_code(0)
+        .assert_contains("1 restored, 1 unchanged, 0 deleted");
+    assert_eq!(get(&url, "ids", "site/index.html"), b"a");
+}

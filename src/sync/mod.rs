@@ -239,14 +239,28 @@ pub(crate) async fn list_remote(
     versions: bool,
     all_versions: bool,
     out: &Output,
-) -> Result<
-    (
-        Vec<RemoteObject>,
-        crate::release::Versioning,
-        remote::AllVersions,
-    ),
-    SyncError,
-> {
+) -> Result<Listed, SyncError> {
+    list_remote_as(client, cfg, versions, versions, all_versions, out).await
+}
+
+/// The listing, the bucket's versioning, and (for a rollback) every version.
+pub(crate) type Listed = (
+    Vec<RemoteObject>,
+    crate::release::Versioning,
+    remote::AllVersions,
+);
+
+/// As [`list_remote`]; `list_versions`: with versioning enabled, list versions (a rollback),
+/// or only read the versioning and list with ListObjectsV2 (a deploy: the VersionIds of its
+/// unchanged keys come from the live release's manifest, see `known_versions`).
+pub(crate) async fn list_remote_as(
+    client: &Client,
+    cfg: &SyncConfig,
+    versions: bool,
+    list_versions: bool,
+    all_versions: bool,
+    out: &Output,
+) -> Result<Listed, SyncError> {
     use crate::release::Versioning;
     let state_prefix = cfg.releases.state_prefix.as_str();
     let versioning = if versions {
@@ -270,7 +284,7 @@ pub(crate) async fn list_remote(
     } else {
         Versioning::Off
     };
-    if versioning == Versioning::Enabled {
+    if versioning == Versioning::Enabled && list_versions {
         match remote::list_versions(client, &cfg.bucket, &cfg.prefix, state_prefix, all_versions)
             .await
         {
@@ -431,7 +445,7 @@ pub async fn run(
     let prep = tokio::task::spawn_blocking(move || prepare(files, &compressions, checksum, &stop));
     let releases = &cfg.releases;
     let versions = releases.history > 0 && !dry_run;
-    let mut listed = list_remote(&client, cfg, versions, false, out).await;
+    let mut listed = list_remote_as(&client, cfg, versions, false, false, out).await;
     let mut client = client;
     let mut sdk_here = sdk.clone();
     if let Err(SyncError::WrongRegion(region)) = &listed {
@@ -443,7 +457,7 @@ pub async fn run(
             s3_client(&sdk_here, cfg.force_path_style),
             &cfg.request_extras,
         );
-        listed = list_remote(&client, cfg, versions, false, out).await;
+        listed = list_remote_as(&client, cfg, versions, false, false, out).await;
     }
     stop_hashing.store(true, Ordering::Relaxed);
     let (remote, versioning, _) = listed?;
@@ -650,51 +664,61 @@ pub async fn run(
             live.id
         ));
     }
-    let release = (succeeded && !dry_run && releases.uses_state() && unchanged_release.is_none())
-        .then(|| {
-            let objects = files_vec
-                .iter()
-                .filter_map(|f| {
-                    let (etag, version_id) = match done.written.get(&f.rel) {
-                        Some(w) => (w.etag.clone(), w.version_id.clone()),
-                        None => {
-                            let j = remote
-                                .binary_search_by(|r| r.rel.as_str().cmp(f.rel.as_str()))
-                                .ok()?;
-                            (remote[j].etag.clone(), remote[j].version_id.clone())
-                        }
-                    };
-                    Some(crate::release::Entry {
-                        key: f.rel.clone(),
-                        etag,
-                        size: f.size,
-                        fingerprint: fingerprints.get(f.group).cloned().unwrap_or_default(),
-                        version_id: version_id.filter(|_| versioned),
-                    })
+    let recording = succeeded && !dry_run && releases.uses_state() && unchanged_release.is_none();
+    let known = if recording && versioned {
+        let unchanged: Vec<&str> = files_vec
+            .iter()
+            .filter(|f| !done.written.contains_key(&f.rel))
+            .map(|f| f.rel.as_str())
+            .collect();
+        known_versions(&store, &loaded.state, &remote, &unchanged, cfg, out).await
+    } else {
+        std::collections::HashMap::new()
+    };
+    let release = recording.then(|| {
+        let objects = files_vec
+            .iter()
+            .filter_map(|f| {
+                let (etag, version_id) = match done.written.get(&f.rel) {
+                    Some(w) => (w.etag.clone(), w.version_id.clone()),
+                    None => {
+                        let j = remote
+                            .binary_search_by(|r| r.rel.as_str().cmp(f.rel.as_str()))
+                            .ok()?;
+                        (remote[j].etag.clone(), known.get(f.rel.as_str()).cloned())
+                    }
+                };
+                Some(crate::release::Entry {
+                    key: f.rel.clone(),
+                    etag,
+                    size: f.size,
+                    fingerprint: fingerprints.get(f.group).cloned().unwrap_or_default(),
+                    version_id: version_id.filter(|_| versioned),
                 })
-                .collect();
-            crate::release::record::Draft {
-                store,
+            })
+            .collect();
+        crate::release::record::Draft {
+            store,
+            prefix: cfg.prefix.clone(),
+            loaded,
+            history: releases.history,
+            id: releases.release_id.clone(),
+            commit: releases.commit.clone(),
+            kind: "deploy",
+            rollback_of: None,
+            manifest: crate::release::Manifest {
+                schema: crate::release::MANIFEST_SCHEMA,
                 prefix: cfg.prefix.clone(),
-                loaded,
-                history: releases.history,
-                id: releases.release_id.clone(),
-                commit: releases.commit.clone(),
-                kind: "deploy",
-                rollback_of: None,
-                manifest: crate::release::Manifest {
-                    schema: crate::release::MANIFEST_SCHEMA,
-                    prefix: cfg.prefix.clone(),
-                    copy: copy_settings,
-                    objects,
-                },
-                stale: graced.stale.clone(),
-                deleted: done.deleted.iter().cloned().collect(),
-                uploaded: done.uploaded.len(),
-                reheadered: done.reheadered.len(),
-                unchanged: the_plan.unchanged.len(),
-            }
-        });
+                copy: copy_settings,
+                objects,
+            },
+            stale: graced.stale.clone(),
+            deleted: done.deleted.iter().cloned().collect(),
+            uploaded: done.uploaded.len(),
+            reheadered: done.reheadered.len(),
+            unchanged: the_plan.unchanged.len(),
+        }
+    });
 
     let uploaded: std::collections::HashSet<&str> =
         done.uploaded.iter().map(String::as_str).collect();
@@ -726,6 +750,70 @@ pub async fn run(
         release,
     };
     Ok(outcome)
+}
+
+/// The current VersionId of each unchanged key (relative), for the release manifest, without a
+/// request per key: from the live release's manifest where the object is still the one it
+/// recorded (same ETag, not modified after the release was recorded); when some key is not
+/// covered (the first release with versioning, objects another tool wrote), from one listing
+/// of versions. Keys it cannot find get none (the release then cannot be rolled back to).
+async fn known_versions(
+    store: &crate::release::store::Store,
+    state: &crate::release::State,
+    remote: &[RemoteObject],
+    unchanged: &[&str],
+    cfg: &SyncConfig,
+    out: &Output,
+) -> std::collections::HashMap<String, String> {
+    let mut known = std::collections::HashMap::new();
+    let find = |key: &str| {
+        remote
+            .binary_search_by(|r| r.rel.as_str().cmp(key))
+            .ok()
+            .map(|j| &remote[j])
+    };
+    if let Some(live) = state.releases.last().filter(|r| r.versioned) {
+        match store.get_manifest(&live.manifest).await {
+            Ok(m) => {
+                for e in m.objects {
+                    let (Some(v), Some(r)) = (e.version_id, find(&e.key)) else {
+                        continue;
+                    };
+                    if r.etag == e.etag && r.last_modified <= live.time {
+                        known.insert(e.key, v);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "reading the live release's manifest"),
+        }
+    }
+    let missing = unchanged
+        .iter()
+        .any(|k| !known.contains_key(*k) && find(k).is_some());
+    if missing {
+        match remote::list_versions(
+            &store.client,
+            &cfg.bucket,
+            &cfg.prefix,
+            &cfg.releases.state_prefix,
+            false,
+        )
+        .await
+        {
+            Ok((objects, _)) => {
+                for o in objects {
+                    if let Some(v) = o.version_id {
+                        known.insert(o.rel, v);
+                    }
+                }
+            }
+            Err(e) => out.info(format!(
+                "Cannot list the bucket's versions ({e}): this release is recorded without VersionIds and cannot be rolled back to; allow s3:ListBucketVersions on arn:aws:s3:::{}",
+                cfg.bucket
+            )),
+        }
+    }
+    known
 }
 
 /// The headers of one object (HeadObject).
