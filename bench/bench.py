@@ -719,13 +719,15 @@ def report(b, args, started, loads):
 
 
 def write_report(out: Path, text: str) -> None:
-    """Write the report, keeping the sections other scripts own (bench/memory's)."""
+    """Write the report, keeping the sections other scripts own at its end (bench/memory's,
+    bench/releases')."""
     kept = ""
     if out.exists():
         old = out.read_text()
-        marker = "## Peak memory with compression"
-        if marker in old:
-            kept = "\n" + old[old.index(marker):].rstrip() + "\n"
+        found = [old.index(m) for m in ("## Peak memory with compression", "## Release bookkeeping")
+                 if m in old]
+        if found:
+            kept = "\n" + old[min(found):].rstrip() + "\n"
     out.write_text(text + "\n" + kept)
 
 
