@@ -294,6 +294,20 @@ fn bad_release_variables_are_named_and_nothing_is_sent() {
         let run = run_pipe(&as_refs(&with(base.clone(), extra)));
         run.assert_code(2).assert_contains(message);
     }
+    // A mistyped RELEASES or a ROLLBACK without its bucket gets one line, not also one for
+    // LOCAL_PATH or "nothing to do".
+    let mut no_local = key_vars(&proxy.url());
+    no_local.push(("S3_BUCKET", "bad/site".into()));
+    let run = run_pipe(&as_refs(&with(no_local, &[("RELEASES", "lst")])));
+    run.assert_code(2)
+        .assert_contains("✖ 1 pipe variable(s) need fixing");
+    let run = run_pipe(&as_refs(&with(
+        key_vars(&proxy.url()),
+        &[("ROLLBACK", "previous")],
+    )));
+    run.assert_code(2)
+        .assert_contains("✖ S3_BUCKET: is missing: ROLLBACK needs the bucket")
+        .assert_contains("✖ 1 pipe variable(s) need fixing");
     assert!(proxy.requests().is_empty(), "{:?}", proxy.requests());
 }
 

@@ -359,7 +359,8 @@ impl Config {
         }
         let invalidation = resolve_invalidation(&raw, env, &mut p, sync.is_some());
 
-        if non_empty(&raw.s3_bucket).is_none()
+        if mode == Mode::Deploy
+            && non_empty(&raw.s3_bucket).is_none()
             && non_empty(&raw.local_path).is_none()
             && non_empty(&raw.distribution_id).is_none()
             && env.get("DISTRIBUTION_ID_COUNT").is_none()

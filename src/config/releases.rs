@@ -108,7 +108,8 @@ pub(super) fn resolve_mode(raw: &RawVars, p: &mut Problems) -> Mode {
                 "ROLLBACK",
                 "cannot be set together with RELEASES: a run either rolls back or lists the releases; unset one",
             );
-            Mode::Deploy
+            // Not a deploy either way: LOCAL_PATH is not asked for (the problem stops the run).
+            Mode::ListReleases
         }
         (None, Some(l)) if l.eq_ignore_ascii_case("list") => Mode::ListReleases,
         (None, Some(other)) => {
@@ -118,7 +119,7 @@ pub(super) fn resolve_mode(raw: &RawVars, p: &mut Problems) -> Mode {
                     "{other:?} is not an action: set RELEASES=list to print the recorded releases"
                 ),
             );
-            Mode::Deploy
+            Mode::ListReleases
         }
         (Some(r), None) if r.eq_ignore_ascii_case("previous") => {
             Mode::Rollback(RollbackTarget::Previous)
@@ -129,7 +130,7 @@ pub(super) fn resolve_mode(raw: &RawVars, p: &mut Problems) -> Mode {
                     "ROLLBACK",
                     "is not a release id: set it to previous, or to an id that RELEASES=list prints",
                 );
-                Mode::Deploy
+                Mode::Rollback(RollbackTarget::Previous)
             } else {
                 Mode::Rollback(RollbackTarget::Id(r.to_string()))
             }
