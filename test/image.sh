@@ -258,7 +258,9 @@ run_image() {
     -v "$PWD:$PWD" -w "$PWD" "${opts[@]}" "${envs[@]}" "$IMAGE"
 }
 files=$(find examples/site -type f | wc -l)
-objects() { aws s3 ls --recursive "s3://$1" | wc -l; }
+# The site's objects: the pipe's own release state under .s3-deploy-pipe/ is not one of them.
+objects() { aws s3 ls --recursive "s3://$1" | grep -vc ' \.s3-deploy-pipe/' || true; }
+released() { aws s3 ls "s3://$1/.s3-deploy-pipe/state.json" >/dev/null 2>&1; }
 
 step "a. deploy examples/site to http://localhost:$port from inside the container"
 code=0
@@ -268,6 +270,7 @@ cat "$work/a.log"
 [ "$code" = 0 ] || fail "the deploy in the container exited $code"
 aws s3 ls --recursive s3://image-site
 [ "$(objects image-site)" = "$files" ] || fail "expected $files objects in s3://image-site, found $(objects image-site)"
+released image-site || fail "the deploy in the container recorded no release (s3://image-site/.s3-deploy-pipe/state.json)"
 aws cloudfront list-invalidations --distribution-id "$distribution" --query 'length(InvalidationList.Items)' --output text |
   grep -qx '[1-9][0-9]*' || fail "no CloudFront invalidation was created"
 
