@@ -263,9 +263,12 @@ pub(crate) async fn list_remote_as(
 ) -> Result<Listed, SyncError> {
     use crate::release::Versioning;
     let state_prefix = cfg.releases.state_prefix.as_str();
-    let versioning = if versions {
+    let read = async {
+        if !versions {
+            return Ok(Versioning::Off);
+        }
         match crate::release::store::read_versioning(client, &cfg.bucket).await {
-            Ok(v) => v,
+            Ok(v) => Ok(v),
             Err(e) => {
                 if let Some(region) = remote::bucket_region(&e) {
                     return Err(SyncError::WrongRegion(region));
@@ -275,16 +278,25 @@ pub(crate) async fn list_remote_as(
                     return Err(SyncError::from_sdk("list", &cfg.bucket, None, e));
                 }
                 out.info(format!(
-                    "Cannot read the bucket's versioning ({detail}): this release is recorded without VersionIds and cannot be rolled back to; allow s3:GetBucketVersioning on arn:aws:s3:::{}",
-                    cfg.bucket
-                ));
-                Versioning::Unknown
+                        "Cannot read the bucket's versioning ({detail}): this release is recorded without VersionIds and cannot be rolled back to; allow s3:GetBucketVersioning on arn:aws:s3:::{}",
+                        cfg.bucket
+                    ));
+                Ok(Versioning::Unknown)
             }
         }
-    } else {
-        Versioning::Off
     };
-    if versioning == Versioning::Enabled && list_versions {
+    if !list_versions {
+        // A deploy: the versioning is read while the listing runs (one round trip less on
+        // the critical path). The listing's error, when both fail, is the one to report.
+        let (versioning, objects) = tokio::join!(
+            read,
+            remote::list(client, &cfg.bucket, &cfg.prefix, state_prefix)
+        );
+        let objects = objects?;
+        return Ok((objects, versioning?, Default::default()));
+    }
+    let versioning = read.await?;
+    if versioning == Versioning::Enabled {
         match remote::list_versions(client, &cfg.bucket, &cfg.prefix, state_prefix, all_versions)
             .await
         {
@@ -445,36 +457,42 @@ pub async fn run(
     let prep = tokio::task::spawn_blocking(move || prepare(files, &compressions, checksum, &stop));
     let releases = &cfg.releases;
     let versions = releases.history > 0 && !dry_run;
-    let mut listed = list_remote_as(&client, cfg, versions, false, false, out).await;
+    // The release state is read once, before anything is written, while the listing runs.
+    let state_store = |sdk: &SdkConfig| crate::release::store::Store {
+        client: state_client(sdk, cfg),
+        bucket: cfg.bucket.clone(),
+        prefix: releases.state_prefix.clone(),
+    };
+    let load = |store: crate::release::store::Store| async move {
+        let loaded = if releases.uses_state() {
+            store.load(&cfg.prefix).await
+        } else {
+            Ok(crate::release::store::Loaded::default())
+        };
+        (store, loaded)
+    };
+    let (mut listed, (mut store, mut loaded)) = tokio::join!(
+        list_remote_as(&client, cfg, versions, false, false, out),
+        load(state_store(sdk))
+    );
     let mut client = client;
-    let mut sdk_here = sdk.clone();
     if let Err(SyncError::WrongRegion(region)) = &listed {
         // A bucket in another region: S3 named it. Users migrating from the Atlassian pipe may
         // have an AWS_DEFAULT_REGION that worked there. Only S3 moves; STS and CloudFront are
         // regional or global services that do not care where the bucket is.
-        sdk_here = client_in_region(sdk, cfg, region, out);
+        let sdk_here = client_in_region(sdk, cfg, region, out);
         client = request_extras::wrap(
             s3_client(&sdk_here, cfg.force_path_style),
             &cfg.request_extras,
         );
-        listed = list_remote_as(&client, cfg, versions, false, false, out).await;
+        (listed, (store, loaded)) = tokio::join!(
+            list_remote_as(&client, cfg, versions, false, false, out),
+            load(state_store(&sdk_here))
+        );
     }
     stop_hashing.store(true, Ordering::Relaxed);
     let (remote, versioning, _) = listed?;
-    // The release state: read once, before anything is written.
-    let store = crate::release::store::Store {
-        client: state_client(&sdk_here, cfg),
-        bucket: cfg.bucket.clone(),
-        prefix: releases.state_prefix.clone(),
-    };
-    let loaded = if releases.uses_state() {
-        store
-            .load(&cfg.prefix)
-            .await
-            .map_err(|e| SyncError::Aws(e.to_string()))?
-    } else {
-        crate::release::store::Loaded::default()
-    };
+    let loaded = loaded.map_err(|e| SyncError::Aws(e.to_string()))?;
     let now = crate::release::now_secs();
     let (files, mut digests) = prep
         .await

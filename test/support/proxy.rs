@@ -378,6 +378,9 @@ pub struct Match {
     pub query_contains: Option<String>,
     /// Substring of the (first 64 KiB of the) body, e.g. "Action=AssumeRoleWithWebIdentity".
     pub body_contains: Option<String>,
+    /// (lower-case header name, substring of its value), e.g. ("authorization", "/us-east-1/")
+    /// for every request signed for us-east-1.
+    pub header_contains: Option<(String, String)>,
 }
 
 impl Match {
@@ -402,12 +405,24 @@ impl Match {
         self
     }
 
-    /// Whether this matcher matches a recorded request.
-    pub fn matches(&self, r: &Recorded) -> bool {
-        self.matches_parts(&r.method, &r.path, &r.query, &r.body)
+    pub fn header_contains(mut self, name: &str, s: &str) -> Match {
+        self.header_contains = Some((name.to_ascii_lowercase(), s.to_string()));
+        self
     }
 
-    fn matches_parts(&self, method: &str, path: &str, query: &str, body: &[u8]) -> bool {
+    /// Whether this matcher matches a recorded request.
+    pub fn matches(&self, r: &Recorded) -> bool {
+        self.matches_parts(&r.method, &r.path, &r.query, &r.headers, &r.body)
+    }
+
+    fn matches_parts(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> bool {
         let contains = |hay: &str, needle: &Option<String>| match needle {
             None => true,
             Some(n) => hay.contains(n.as_str()) || percent_decode(hay).contains(n.as_str()),
@@ -421,6 +436,11 @@ impl Match {
                 .body_contains
                 .as_ref()
                 .is_none_or(|b| contains_bytes(body, b.as_bytes()))
+            && self.header_contains.as_ref().is_none_or(|(name, value)| {
+                headers
+                    .iter()
+                    .any(|(n, v)| n == name && v.contains(value.as_str()))
+            })
     }
 }
 
@@ -601,12 +621,12 @@ impl Faults {
         }
     }
 
-    fn decide(&mut self, method: &str, path: &str, query: &str, body: &[u8]) -> Option<Action> {
+    fn decide(&mut self, r: &Recorded) -> Option<Action> {
         for slot in &mut self.rules {
             if slot.rule.times.is_some_and(|t| slot.fired >= t) {
                 continue;
             }
-            if !slot.rule.matcher.matches_parts(method, path, query, body) {
+            if !slot.rule.matcher.matches(r) {
                 continue;
             }
             if slot.rule.probability < 1.0 && self.rng.next_f64() >= slot.rule.probability {
@@ -758,7 +778,7 @@ async fn handle(
     rec.body = body[..body.len().min(RECORDED_BODY_LIMIT)].to_vec();
     rec.body_len = body.len();
 
-    let action = lock(&ctx.shared.faults).decide(&rec.method, &rec.path, &rec.query, &rec.body);
+    let action = lock(&ctx.shared.faults).decide(&rec);
     let mut corrupt = false;
 
     let delay = match action {
