@@ -553,6 +553,71 @@ fn rollback_without_versioning_refuses_and_writes_nothing() {
 }
 
 #[test]
+fn a_rollback_with_a_grace_keeps_the_newer_build_until_it_has_passed() {
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "rbgrace");
+    enable_versioning(&url, "rbgrace");
+    let a = site(&[
+        ("index.html", b"<script src=app.1.js>"),
+        ("app.1.js", b"one"),
+    ]);
+    let b = site(&[
+        ("index.html", b"<script src=app.2.js>"),
+        ("app.2.js", b"two"),
+    ]);
+    let grace = [("DELETE_GRACE", "7d")];
+    run_pipe(&as_refs(&with(
+        deploy_vars(&url, "rbgrace", a.path(), "1"),
+        &grace,
+    )))
+    .assert_code(0);
+    run_pipe(&as_refs(&with(
+        deploy_vars(&url, "rbgrace", b.path(), "2"),
+        &grace,
+    )))
+    .assert_code(0);
+    assert_eq!(stale_keys(&url, "rbgrace"), vec!["app.1.js"]);
+
+    // Back to release 1 through the grace: app.1.js (stale, still there) is live again and
+    // unchanged; app.2.js, which release 1 did not have, becomes stale instead of going.
+    let rollback = with(
+        key_vars(&url),
+        &[
+            ("S3_BUCKET", "rbgrace/site"),
+            ("ROLLBACK", "previous"),
+            ("DELETE_GRACE", "7d"),
+            ("BITBUCKET_BUILD_NUMBER", "3"),
+        ],
+    );
+    run_pipe(&as_refs(&rollback))
+        .assert_code(0)
+        .assert_contains("Rollback plan: 1 to restore, 1 unchanged, 0 to delete")
+        .assert_contains("delete grace 7d: 1 became stale, 0 stale deleted, 1 waiting");
+    assert_eq!(stale_keys(&url, "rbgrace"), vec!["app.2.js"]);
+    assert_eq!(
+        get(&url, "rbgrace", "site/index.html"),
+        b"<script src=app.1.js>"
+    );
+    assert_eq!(get(&url, "rbgrace", "site/app.1.js"), b"one");
+    assert_eq!(get(&url, "rbgrace", "site/app.2.js"), b"two");
+
+    // Once the grace has passed, the next deploy of the restored build deletes it.
+    age_stale(&url, "rbgrace", "app.2.js", 8 * 86_400);
+    run_pipe(&as_refs(&with(
+        deploy_vars(&url, "rbgrace", a.path(), "4"),
+        &grace,
+    )))
+    .assert_code(0)
+    .assert_contains("delete grace 7d: 0 became stale, 1 stale deleted, 0 waiting");
+    assert_eq!(
+        site_keys(&url, "rbgrace"),
+        vec!["site/app.1.js", "site/index.html"]
+    );
+    assert!(stale_keys(&url, "rbgrace").is_empty());
+}
+
+#[test]
 fn release_history_keeps_the_last_n_and_deletes_older_manifests() {
     let moto = Moto::start();
     let url = moto.url();
