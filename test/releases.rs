@@ -39,6 +39,20 @@ fn with(
     v
 }
 
+/// Run a deploy of `dir` to `bucket/site` (deletes on) with `extra` variables on top.
+fn deploy(
+    endpoint: &str,
+    bucket: &str,
+    dir: &Path,
+    build: &str,
+    extra: &[(&'static str, &str)],
+) -> Run {
+    run_pipe(&as_refs(&with(
+        deploy_vars(endpoint, bucket, dir, build),
+        extra,
+    )))
+}
+
 fn state(endpoint: &str, bucket: &str) -> serde_json::Value {
     serde_json::from_slice(&get(endpoint, bucket, STATE)).expect("state.json is JSON")
 }
@@ -104,17 +118,16 @@ fn grace_keeps_replaced_files_until_it_has_passed() {
     ]);
     let grace = [("DELETE_GRACE", "1h")];
 
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "grace", a.path(), "1"),
-        &grace,
-    )))
-    .assert_code(0);
+    deploy(&url, "grace", a.path(), "1", &grace).assert_code(0);
     // B replaces A's bundle: it becomes stale, and is still served. MAX_DELETE counts real
     // deletes only, so 0 lets this run through.
-    let run = run_pipe(&as_refs(&with(
-        deploy_vars(&url, "grace", b.path(), "2"),
+    let run = deploy(
+        &url,
+        "grace",
+        b.path(),
+        "2",
         &[("DELETE_GRACE", "1h"), ("MAX_DELETE", "0")],
-    )));
+    );
     run.assert_code(0)
         .assert_contains("0 to delete (3 local files, 3 remote objects); delete grace 1h: 1 became stale, 0 stale deleted, 1 waiting");
     assert_eq!(get(&url, "grace", "site/app.a.js"), b"a");
@@ -172,22 +185,16 @@ fn an_empty_build_is_refused_with_a_grace_too_and_a_zero_grace_is_none() {
     create_bucket(&url, "empty");
     let a = site(&[("index.html", b"1"), ("app.js", b"a")]);
     let none = tempfile::tempdir().expect("tmp");
-    run_pipe(&as_refs(&deploy_vars(&url, "empty", a.path(), "1"))).assert_code(0);
-    let run = run_pipe(&as_refs(&with(
-        deploy_vars(&url, "empty", none.path(), "2"),
-        &[("DELETE_GRACE", "7d")],
-    )));
+    deploy(&url, "empty", a.path(), "1", &[]).assert_code(0);
+    let run = deploy(&url, "empty", none.path(), "2", &[("DELETE_GRACE", "7d")]);
     run.assert_code(1)
         .assert_contains("LOCAL_PATH has no files to upload");
     assert!(stale_keys(&url, "empty").is_empty());
     // DELETE_GRACE=0: no grace, deletes at once.
     let b = site(&[("index.html", b"2")]);
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "empty", b.path(), "3"),
-        &[("DELETE_GRACE", "0")],
-    )))
-    .assert_code(0)
-    .assert_contains("delete: s3://empty/site/app.js");
+    deploy(&url, "empty", b.path(), "3", &[("DELETE_GRACE", "0")])
+        .assert_code(0)
+        .assert_contains("delete: s3://empty/site/app.js");
 }
 
 #[test]
@@ -198,33 +205,19 @@ fn a_file_that_comes_back_is_live_again_and_not_deleted_later() {
     let with_x = site(&[("index.html", b"1"), ("x.js", b"x")]);
     let without_x = site(&[("index.html", b"2")]);
     let grace = [("DELETE_GRACE", "7d")];
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "back", with_x.path(), "1"),
-        &grace,
-    )))
-    .assert_code(0);
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "back", without_x.path(), "2"),
-        &grace,
-    )))
-    .assert_code(0);
+    deploy(&url, "back", with_x.path(), "1", &grace).assert_code(0);
+    deploy(&url, "back", without_x.path(), "2", &grace).assert_code(0);
     assert_eq!(stale_keys(&url, "back"), vec!["x.js"]);
     age_stale(&url, "back", "x.js", 30 * 86_400);
     // x.js comes back: live again, dropped from the stale keys.
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "back", with_x.path(), "3"),
-        &grace,
-    )))
-    .assert_code(0)
-    .assert_contains("0 to delete");
+    deploy(&url, "back", with_x.path(), "3", &grace)
+        .assert_code(0)
+        .assert_contains("0 to delete");
     assert!(stale_keys(&url, "back").is_empty());
     // Gone again: stale anew from now, so the old time no longer counts and nothing is deleted.
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "back", without_x.path(), "4"),
-        &grace,
-    )))
-    .assert_code(0)
-    .assert_contains("delete grace 7d: 1 became stale, 0 stale deleted, 1 waiting");
+    deploy(&url, "back", without_x.path(), "4", &grace)
+        .assert_code(0)
+        .assert_contains("delete grace 7d: 1 became stale, 0 stale deleted, 1 waiting");
     assert_eq!(get(&url, "back", "site/x.js"), b"x");
 }
 
@@ -236,13 +229,15 @@ fn dry_run_shows_the_grace_and_writes_nothing() {
     create_bucket(&url, "dry");
     put(&url, "dry", "site/old.js", b"old");
     let dir = site(&[("index.html", b"1")]);
-    let vars = with(
-        deploy_vars(&proxy.url(), "dry", dir.path(), "1"),
+    deploy(
+        &proxy.url(),
+        "dry",
+        dir.path(),
+        "1",
         &[("DELETE_GRACE", "2d"), ("DRY_RUN", "true")],
-    );
-    run_pipe(&as_refs(&vars))
-        .assert_code(0)
-        .assert_contains("delete grace 2d: 1 became stale, 0 stale deleted, 1 waiting");
+    )
+    .assert_code(0)
+    .assert_contains("delete grace 2d: 1 became stale, 0 stale deleted, 1 waiting");
     let writes = proxy.requests_where(|r| r.method != "GET" && r.method != "HEAD");
     assert!(writes.is_empty(), "a dry run wrote: {writes:?}");
     assert_eq!(keys(&url, "dry"), vec!["site/old.js"]);
@@ -318,7 +313,7 @@ fn concurrent_deploys_of_one_prefix_keep_both_releases() {
     let proxy = Proxy::start(&url);
     create_bucket(&url, "race");
     let first = site(&[("index.html", b"0")]);
-    run_pipe(&as_refs(&deploy_vars(&url, "race", first.path(), "1"))).assert_code(0);
+    deploy(&url, "race", first.path(), "1", &[]).assert_code(0);
     // The first deploy to read the state gets its answer 3 s late: by then the other has read
     // the same state and written its release, so the late one's If-Match no longer holds.
     proxy.set_rules(vec![
@@ -407,21 +402,9 @@ fn rollback_restores_the_previous_release_byte_for_byte_and_header_for_header() 
     ]);
     let rules = "- pattern: '*.js'\n  cache_control: max-age=31536000, immutable\n- pattern: '*.html'\n  cache_control: no-cache\n";
     let common = [("RULES", rules), ("ACL", "public-read")];
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "only-a", a.path(), "1"),
-        &common,
-    )))
-    .assert_code(0);
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "live", a.path(), "1"),
-        &common,
-    )))
-    .assert_code(0);
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "live", b.path(), "2"),
-        &common,
-    )))
-    .assert_code(0);
+    deploy(&url, "only-a", a.path(), "1", &common).assert_code(0);
+    deploy(&url, "live", a.path(), "1", &common).assert_code(0);
+    deploy(&url, "live", b.path(), "2", &common).assert_code(0);
     let b_snapshot = snapshot(&url, "live");
 
     let proxy = Proxy::start(&url);
@@ -517,10 +500,10 @@ fn rollback_without_versioning_refuses_and_writes_nothing() {
     create_bucket(&url, "plain");
     let a = site(&[("index.html", b"a")]);
     let b = site(&[("index.html", b"b")]);
-    run_pipe(&as_refs(&deploy_vars(&url, "plain", a.path(), "1")))
+    deploy(&url, "plain", a.path(), "1", &[])
         .assert_code(0)
         .assert_contains("it cannot be rolled back to: the bucket has no versioning");
-    run_pipe(&as_refs(&deploy_vars(&url, "plain", b.path(), "2"))).assert_code(0);
+    deploy(&url, "plain", b.path(), "2", &[]).assert_code(0);
     let proxy = Proxy::start(&url);
     let vars = with(
         key_vars(&proxy.url()),
@@ -567,16 +550,8 @@ fn a_rollback_with_a_grace_keeps_the_newer_build_until_it_has_passed() {
         ("app.2.js", b"two"),
     ]);
     let grace = [("DELETE_GRACE", "7d")];
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "rbgrace", a.path(), "1"),
-        &grace,
-    )))
-    .assert_code(0);
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "rbgrace", b.path(), "2"),
-        &grace,
-    )))
-    .assert_code(0);
+    deploy(&url, "rbgrace", a.path(), "1", &grace).assert_code(0);
+    deploy(&url, "rbgrace", b.path(), "2", &grace).assert_code(0);
     assert_eq!(stale_keys(&url, "rbgrace"), vec!["app.1.js"]);
 
     // Back to release 1 through the grace: app.1.js (stale, still there) is live again and
@@ -604,12 +579,9 @@ fn a_rollback_with_a_grace_keeps_the_newer_build_until_it_has_passed() {
 
     // Once the grace has passed, the next deploy of the restored build deletes it.
     age_stale(&url, "rbgrace", "app.2.js", 8 * 86_400);
-    run_pipe(&as_refs(&with(
-        deploy_vars(&url, "rbgrace", a.path(), "4"),
-        &grace,
-    )))
-    .assert_code(0)
-    .assert_contains("delete grace 7d: 0 became stale, 1 stale deleted, 0 waiting");
+    deploy(&url, "rbgrace", a.path(), "4", &grace)
+        .assert_code(0)
+        .assert_contains("delete grace 7d: 0 became stale, 1 stale deleted, 0 waiting");
     assert_eq!(
         site_keys(&url, "rbgrace"),
         vec!["site/app.1.js", "site/index.html"]
@@ -624,11 +596,14 @@ fn release_history_keeps_the_last_n_and_deletes_older_manifests() {
     create_bucket(&url, "hist");
     for n in 1..=4 {
         let dir = site(&[("index.html", format!("{n}").as_bytes())]);
-        let vars = with(
-            deploy_vars(&url, "hist", dir.path(), &n.to_string()),
+        deploy(
+            &url,
+            "hist",
+            dir.path(),
+            &n.to_string(),
             &[("RELEASE_HISTORY", "2")],
-        );
-        run_pipe(&as_refs(&vars)).assert_code(0);
+        )
+        .assert_code(0);
     }
     let s = state(&url, "hist");
     let ids: Vec<&str> = s["releases"]
@@ -645,20 +620,12 @@ fn release_history_keeps_the_last_n_and_deletes_older_manifests() {
     assert_eq!(manifests.len(), 2, "{manifests:?}");
     // A re-run of the same build gets its own release id.
     let dir = site(&[("index.html", b"again")]);
-    let vars = with(
-        deploy_vars(&url, "hist", dir.path(), "4"),
-        &[("RELEASE_HISTORY", "2")],
-    );
-    run_pipe(&as_refs(&vars))
+    deploy(&url, "hist", dir.path(), "4", &[("RELEASE_HISTORY", "2")])
         .assert_code(0)
         .assert_contains("Release 4.2 recorded");
     // A local file in the reserved folder is never uploaded over the state.
     let dir = site(&[("index.html", b"x"), (".s3-deploy-pipe/state.json", b"{}")]);
-    let vars = with(
-        deploy_vars(&url, "hist", dir.path(), "5"),
-        &[("RELEASE_HISTORY", "2")],
-    );
-    run_pipe(&as_refs(&vars))
+    deploy(&url, "hist", dir.path(), "5", &[("RELEASE_HISTORY", "2")])
         .assert_code(0)
         .assert_contains("its key is reserved for the pipe's release state");
     assert_eq!(state(&url, "hist")["releases"][1]["id"], "5");
@@ -673,8 +640,8 @@ fn a_deploy_takes_version_ids_from_the_live_manifest_not_from_a_listing_of_versi
     enable_versioning(&url, "ids");
     let a = site(&[("index.html", b"a"), ("same.css", b"s")]);
     let b = site(&[("index.html", b"b"), ("same.css", b"s")]);
-    run_pipe(&as_refs(&deploy_vars(&proxy.url(), "ids", a.path(), "1"))).assert_code(0);
-    run_pipe(&as_refs(&deploy_vars(&proxy.url(), "ids", b.path(), "2")))
+    deploy(&proxy.url(), "ids", a.path(), "1", &[]).assert_code(0);
+    deploy(&proxy.url(), "ids", b.path(), "2", &[])
         .assert_code(0)
         .assert_contains("roll back to it with ROLLBACK=2");
     let version_listings =
