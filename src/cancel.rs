@@ -92,9 +92,10 @@ impl Cancel {
     }
 
     /// Cancel on the first SIGTERM or SIGINT; returns the signal's name through `on_signal`.
-    /// A second signal calls `on_second` and exits the process with code 1 at once.
+    /// A second signal calls `on_second` and exits the process with `exit_code` at once.
     pub fn listen_for_signals(
         &self,
+        exit_code: u8,
         on_signal: impl Fn(&'static str) + Send + 'static,
         on_second: impl Fn(&'static str) + Send + 'static,
     ) {
@@ -120,7 +121,7 @@ impl Cancel {
                     _ = int.recv() => "SIGINT",
                 };
                 on_second(name);
-                std::process::exit(i32::from(crate::EXIT_FAILED));
+                std::process::exit(i32::from(exit_code));
             }
             #[cfg(not(unix))]
             {
@@ -129,7 +130,7 @@ impl Cancel {
                     me.cancel();
                     if tokio::signal::ctrl_c().await.is_ok() {
                         on_second("Ctrl-C");
-                        std::process::exit(i32::from(crate::EXIT_FAILED));
+                        std::process::exit(i32::from(exit_code));
                     }
                 }
             }

@@ -288,7 +288,7 @@ fn map_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     account: &str,
     err: &aws_sdk_cloudfront::error::SdkError<E>,
 ) -> InvalidateError {
-    let (code, detail) = crate::aws_error::code_and_detail(err);
+    let (code, detail) = crate::s3::error::code_and_detail(err);
     match code.as_str() {
         "NoSuchDistribution" => InvalidateError::NoSuchDistribution(id.to_string()),
         "AccessDenied" | "AccessDeniedException" => InvalidateError::AccessDenied {

@@ -44,6 +44,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 
+/// What a user with no credentials at all reads: every source the pipe tried, and what to set.
+pub const NO_CREDENTIALS: &str = "no AWS credentials found: the pipe tried OpenID Connect (AWS_OIDC_ROLE_ARN, with \"oidc: true\" on the step), access keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and the AWS chain (environment, profile, container and instance roles). Set AWS_OIDC_ROLE_ARN and add \"oidc: true\" to the step (recommended), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secured variables";
+
 /// Default `READ_TIMEOUT`: seconds without progress before an attempt is abandoned and retried.
 /// aws-cli waits 60 s; in CI a hang costs build minutes and blocks the next deploy, and a
 /// healthy S3 connection is never silent for this long (S3 sends whitespace while it works on
@@ -416,7 +419,7 @@ pub fn explain_dispatch_failure(err: &(dyn StdError + 'static)) -> Option<String
         || has("no credentials")
         || has("credentials not loaded")
     {
-        return Some(crate::credentials::NO_CREDENTIALS.to_string());
+        return Some(NO_CREDENTIALS.to_string());
     }
     if has("connection refused") {
         return Some(format!(

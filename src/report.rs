@@ -30,7 +30,7 @@ pub struct Report<'a> {
     /// The release this run recorded.
     pub release: Option<&'a crate::release::record::Recorded>,
     /// What a `ROLLBACK` run restored.
-    pub rollback: Option<&'a crate::release::rollback::RollbackOutcome>,
+    pub rollback: Option<&'a crate::rollback::RollbackOutcome>,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,7 +51,7 @@ pub struct SyncReport<'a> {
     /// modification time), relative to LOCAL_PATH.
     pub skipped: &'a [crate::sync::local::SkippedFile],
     /// The delete grace period's counts, with `DELETE_GRACE`.
-    pub grace: Option<&'a crate::sync::GraceSummary>,
+    pub grace: Option<&'a crate::release::grace::GraceSummary>,
 }
 
 #[derive(Debug, Serialize)]

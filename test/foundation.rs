@@ -1,9 +1,7 @@
 //! Foundation: variables, exit codes, OIDC credentials and their diagnostics, secrets.
 
-mod support;
-
-use support::proxy::{Action, Match, Proxy, Rule};
-use support::*;
+use crate::support::proxy::{Action, Match, Proxy, Rule};
+use crate::support::*;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/BitbucketDeploy";
 
@@ -12,7 +10,7 @@ fn token() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() + 3600)
         .unwrap_or(0);
-    s3_deploy_pipe::credentials::jwt::make_test_token(&format!(
+    s3_deploy_pipe::jwt::make_test_token(&format!(
         r#"{{"iss":"https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc","aud":"ari:cloud:bitbucket::workspace/0000-1111","sub":"{{repo-uuid}}:{{step-uuid}}","exp":{exp}}}"#
     ))
 }

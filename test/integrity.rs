@@ -2,26 +2,12 @@
 //! its body, and a body changed on the way (the fault proxy inverts a byte; moto, like some
 //! stores, does not check Content-MD5 itself) is caught by the ETag check and sent again.
 
-mod support;
-
+use crate::support::proxy::{Action, Match, Proxy, Recorded, Rule};
+use crate::support::*;
 use base64::Engine;
 use md5::{Digest, Md5};
-use support::proxy::{Action, Match, Proxy, Recorded, Rule};
-use support::*;
 
 const PART: usize = 8 * 1024 * 1024;
-
-fn noise(n: usize, seed: u8) -> Vec<u8> {
-    let mut x = u32::from(seed) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 fn b64_md5(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Md5::digest(b))

@@ -1,9 +1,7 @@
 //! CloudFront invalidation and the deploy report, against moto (through the recording proxy).
 
-mod support;
-
-use support::proxy::{Action, Match, Proxy, Rule};
-use support::*;
+use crate::support::proxy::{Action, Match, Proxy, Rule};
+use crate::support::*;
 
 /// The environment of one scenario: moto, a proxy in front of it, a bucket and a distribution.
 struct Fixture {

@@ -8,13 +8,11 @@
 //! Ours go through a recording proxy, so that what moto does not keep (request payer, page
 //! size) is checked on the requests.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::proxy::Proxy;
-use support::*;
+use crate::support::proxy::Proxy;
+use crate::support::*;
 
 /// The model of the Atlassian pipe's command: `aws s3 sync LOCAL_PATH s3://S3_BUCKET` with a
 /// flag per variable, then `EXTRA_ARGS` (so that a flag in EXTRA_ARGS wins, argparse-style).
@@ -1024,103 +1022,24 @@ fn atlassian_pipe_blocks_run_unchanged() {
 fn ca_bundle_trusts_a_private_ca() {
     let work = tempfile::tempdir().expect("tmp");
     let w = |name: &str| work.path().join(name).display().to_string();
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=migration test CA",
-        "-keyout",
-        &w("ca.key"),
-        "-out",
-        &w("ca.pem"),
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &w("tls.key"),
-        "-out",
-        &w("tls.csr"),
-    ]);
-    std::fs::write(
-        w("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &w("tls.csr"),
-        "-CA",
-        &w("ca.pem"),
-        "-CAkey",
-        &w("ca.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &w("ext.cnf"),
-        "-out",
-        &w("tls.pem"),
-    ]);
-
-    let port = free_port();
-    let mut server = Command::new(venv_bin().join("python"))
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/test/moto_server.py"))
-        .arg(port.to_string())
-        .args(["--ssl-cert", &w("tls.pem"), "--ssl-key", &w("tls.key")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("moto over TLS");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let endpoint = format!("https://localhost:{port}");
+    let server = TlsMoto::start();
+    let endpoint = server.url.clone();
+    let ca = server.ca_pem.display().to_string();
     // Ready when aws-cli, trusting the CA, can make the bucket.
     let mut made = None;
     for _ in 0..100 {
         let run = aws_cli(
             &endpoint,
             work.path(),
-            &["s3", "mb", "s3://tls-bucket", "--ca-bundle", &w("ca.pem")].map(str::to_string),
+            &["s3", "mb", "s3://tls-bucket", "--ca-bundle", &ca].map(str::to_string),
             &[],
         );
         if run.code == 0 {
             made = Some(run);
             break;
         }
-        if let Ok(Some(_)) = server.try_wait() {
-            break;
-        }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let server = Kill(server);
     assert!(made.is_some(), "moto over TLS did not come up");
     let site_dir = site(&[("index.html", b"<p>tls</p>")]);
 
@@ -1143,14 +1062,14 @@ fn ca_bundle_trusts_a_private_ca() {
     );
     // The flag wins over SSL_CERT_FILE, even one that names a missing file.
     run_with(
-        &format!("--ca-bundle {}", w("ca.pem")),
+        &format!("--ca-bundle {ca}"),
         &[("SSL_CERT_FILE", w("missing.pem"))],
     )
     .assert_code(0);
     let listed = aws_cli(
         &endpoint,
         work.path(),
-        &["s3", "ls", "s3://tls-bucket/", "--ca-bundle", &w("ca.pem")].map(str::to_string),
+        &["s3", "ls", "s3://tls-bucket/", "--ca-bundle", &ca].map(str::to_string),
         &[],
     );
     assert!(listed.stdout.contains("index.html"), "{}", listed.all());

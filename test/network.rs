@@ -3,39 +3,13 @@
 //! hosts and CAs, missing credentials, a bucket in another region, and signals while every
 //! write hangs. Timeouts are short, set through the variables users set.
 
-mod support;
-
 use std::time::Duration;
 
-use md5::{Digest, Md5};
-use support::proxy::{Action, Match, Proxy, Rule};
-use support::*;
+use crate::support::proxy::{Action, Match, Proxy, Recorded, Rule};
+use crate::support::*;
 
 /// Short stall detection for tests, through the pipe's own variables.
 const TIMEOUTS: [(&str, &str); 2] = [("READ_TIMEOUT", "2"), ("CONNECT_TIMEOUT", "2")];
-
-fn local_md5(data: &[u8]) -> String {
-    format!("\"{}\"", hex::encode(Md5::digest(data)))
-}
-
-fn deterministic_bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
-
-fn open_uploads(endpoint: &str, bucket: &str) -> usize {
-    block_on(s3(endpoint).list_multipart_uploads().bucket(bucket).send())
-        .expect("list uploads")
-        .uploads()
-        .len()
-}
-
-fn oidc_token() -> String {
-    s3_deploy_pipe::credentials::jwt::make_test_token(
-        r#"{"iss":"https://api.bitbucket.org/2.0/workspaces/w/pipelines-config/identity/oidc","aud":"ari:cloud:bitbucket::workspace/x","sub":"{r}:{s}","exp":4102444800}"#,
-    )
-}
 
 /// No output line may carry a Rust debug dump of an SDK type.
 #[track_caller]
@@ -144,8 +118,7 @@ fn a_deploy_with_three_percent_of_requests_never_answered_ends_with_the_bucket_e
     );
     assert!(fired[8] > 0, "random stalls were injected: {fired:?}");
     let reqs = proxy.requests();
-    let count =
-        |f: &dyn Fn(&support::proxy::Recorded) -> bool| reqs.iter().filter(|r| f(r)).count();
+    let count = |f: &dyn Fn(&Recorded) -> bool| reqs.iter().filter(|r| f(r)).count();
     assert!(count(&|r| r.is_sts()) >= 2, "STS retried");
     assert!(
         count(&|r| r.is_complete_multipart_upload()) >= 2,
@@ -217,7 +190,7 @@ fn a_slow_but_moving_answer_is_not_cut() {
     assert_eq!(lists.len(), 1, "the slow listing was never cut and retried");
 }
 
-type Ready = fn(&support::proxy::Recorded) -> bool;
+type Ready = fn(&Recorded) -> bool;
 
 /// Spawn the pipe; for each step, wait until the proxy has seen a request for which the
 /// predicate holds, then send the signal; then wait for the exit. A run still alive a minute
@@ -485,7 +458,7 @@ fn a_bucket_in_another_region_is_followed_with_one_info_line() {
         .assert_contains("INFO: bucket elsewhere is in eu-west-1, not us-east-1: using eu-west-1");
     assert_eq!(keys(&moto.url(), "elsewhere"), vec!["a.css", "index.html"]);
     let reqs = proxy.requests();
-    let scope = |r: &support::proxy::Recorded| {
+    let scope = |r: &Recorded| {
         r.header("authorization")
             .and_then(|a| a.split("Credential=").nth(1))
             .and_then(|c| c.split('/').nth(2))

@@ -1,14 +1,12 @@
 //! Releases (#13): the delete grace period, the state in the bucket, concurrent deploys,
 //! rollback and the release list, against moto (and the recording proxy where requests count).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use support::proxy::{Action, Match, Proxy, Rule};
-use support::*;
+use crate::support::proxy::{Action, Match, Proxy, Rule};
+use crate::support::*;
 
 const STATE: &str = "site/.s3-deploy-pipe/state.json";
 
@@ -77,10 +75,6 @@ fn age_stale(endpoint: &str, bucket: &str, key: &str, secs: i64) {
     );
 }
 
-fn site_keys(endpoint: &str, bucket: &str) -> Vec<String> {
-    keys(endpoint, bucket)
-}
-
 fn enable_versioning(endpoint: &str, bucket: &str) {
     block_on(
         s3(endpoint)
@@ -145,7 +139,7 @@ fn grace_keeps_replaced_files_until_it_has_passed() {
     run_pipe(&as_refs(&c_vars))
         .assert_code(0)
         .assert_contains("delete grace 1h: 1 became stale, 0 stale deleted, 2 waiting");
-    assert!(site_keys(&url, "grace").contains(&"site/app.a.js".to_string()));
+    assert!(keys(&url, "grace").contains(&"site/app.a.js".to_string()));
 
     // Once A's bundle has been stale for the whole grace, the next deploy deletes it; B's waits.
     age_stale(&url, "grace", "app.a.js", 120);
@@ -158,7 +152,7 @@ fn grace_keeps_replaced_files_until_it_has_passed() {
         .assert_contains("delete grace 1h: 0 became stale, 1 stale deleted, 1 waiting")
         .assert_contains("delete: s3://grace/site/app.a.js");
     assert_eq!(
-        site_keys(&url, "grace"),
+        keys(&url, "grace"),
         vec![
             "site/app.b.js",
             "site/app.c.js",
@@ -365,7 +359,7 @@ fn concurrent_deploys_of_one_prefix_keep_both_releases() {
 
 /// Objects and headers of the site (state left out), for comparing two buckets.
 fn snapshot(endpoint: &str, bucket: &str) -> BTreeMap<String, (Vec<u8>, BTreeMap<String, String>)> {
-    site_keys(endpoint, bucket)
+    keys(endpoint, bucket)
         .into_iter()
         .map(|k| {
             let rel = k.strip_prefix("site/").unwrap_or(&k).to_string();
@@ -583,7 +577,7 @@ fn a_rollback_with_a_grace_keeps_the_newer_build_until_it_has_passed() {
         .assert_code(0)
         .assert_contains("delete grace 7d: 0 became stale, 1 stale deleted, 0 waiting");
     assert_eq!(
-        site_keys(&url, "rbgrace"),
+        keys(&url, "rbgrace"),
         vec!["site/app.1.js", "site/index.html"]
     );
     assert!(stale_keys(&url, "rbgrace").is_empty());

@@ -1,30 +1,10 @@
 //! Reliability and security: injected faults, interruption, bad input, secrets, hostile trees.
 //! The fault-injecting proxy sits between the pipe and moto and records every request.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use md5::{Digest, Md5};
-use support::proxy::{Action, Match, Proxy, Rule};
-use support::*;
-
-fn local_md5(data: &[u8]) -> String {
-    format!("\"{}\"", hex::encode(Md5::digest(data)))
-}
-
-/// Open multipart uploads left in a bucket.
-fn open_uploads(endpoint: &str, bucket: &str) -> usize {
-    let resp = block_on(s3(endpoint).list_multipart_uploads().bucket(bucket).send())
-        .expect("list uploads");
-    resp.uploads().len()
-}
-
-fn deterministic_bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
-}
+use crate::support::proxy::{Action, Match, Proxy, Rule};
+use crate::support::*;
 
 #[test]
 fn transient_faults_are_retried_and_the_bucket_equals_the_source() {
@@ -376,9 +356,7 @@ fn no_secret_in_output_across_oidc_sync_invalidation_and_a_failure() {
     create_bucket(&moto.url(), "sec");
     let dist = create_distribution(&moto.url());
     let dir = site(&[("index.html", b"<p>1</p>"), ("a.js", b"1")]);
-    let token = s3_deploy_pipe::credentials::jwt::make_test_token(
-        r#"{"iss":"https://api.bitbucket.org/2.0/workspaces/w/pipelines-config/identity/oidc","aud":"ari:cloud:bitbucket::workspace/x","sub":"{r}:{s}","exp":4102444800}"#,
-    );
+    let token = oidc_token();
     let local = dir.path().display().to_string();
     let url = proxy.url();
     let vars = vec![

@@ -1,12 +1,10 @@
 //! No value of any pipe variable crashes the pipe (#15): the process ends with 0, 1 or 2 and a
 //! readable line, never a panic (exit 101, or 134 with `panic = "abort"` in the image).
 
-mod support;
-
+use crate::support::proxy::{Action, Match, Proxy, Rule};
+use crate::support::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
-use support::proxy::{Action, Match, Proxy, Rule};
-use support::*;
 
 /// Every pipe variable, read from the struct the pipe reads them into.
 fn every_variable() -> Vec<String> {
@@ -230,7 +228,7 @@ fn sts_refusing_writes_a_report_without_the_token() {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() + 3600)
         .unwrap_or(0);
-    let token = s3_deploy_pipe::credentials::jwt::make_test_token(&format!(
+    let token = s3_deploy_pipe::jwt::make_test_token(&format!(
         r#"{{"iss":"https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc","aud":"ari:cloud:bitbucket::workspace/0000-1111","sub":"{{repo}}:{{step}}","exp":{exp}}}"#
     ));
     let reports = tempfile::tempdir().expect("tmp");
@@ -378,7 +376,7 @@ fn role_credentials_are_renewed_before_they_expire() {
         )
         .times(1),
     ]);
-    let token = s3_deploy_pipe::credentials::jwt::make_test_token(&format!(
+    let token = s3_deploy_pipe::jwt::make_test_token(&format!(
         r#"{{"iss":"https://api.bitbucket.org/2.0/workspaces/acme/pipelines-config/identity/oidc","aud":"ari:cloud:bitbucket::workspace/0000","sub":"{{repo}}:{{step}}","exp":{}}}"#,
         now + 3600
     ));

@@ -1,11 +1,9 @@
 //! Per-pattern header rules and precompression (gzip, brotli), against moto.
 
-mod support;
-
 use std::io::Read;
 
-use support::proxy::Proxy;
-use support::*;
+use crate::support::proxy::{Proxy, Recorded};
+use crate::support::*;
 
 const SPA_RULES: &str = r#"
 - pattern: "*.html"
@@ -79,7 +77,7 @@ impl Fixture {
     fn h(&self, key: &str) -> std::collections::BTreeMap<String, String> {
         headers_of(&self.moto.url(), "spa", key)
     }
-    fn count(&self, pred: impl Fn(&support::proxy::Recorded) -> bool) -> usize {
+    fn count(&self, pred: impl Fn(&Recorded) -> bool) -> usize {
         self.proxy.requests().iter().filter(|r| pred(r)).count()
     }
 }

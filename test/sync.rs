@@ -2,15 +2,13 @@
 //! a recording proxy. Each test is one scenario and asserts real outcomes: the objects, their
 //! bytes and headers, and the requests the proxy saw.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::proxy::{Action, Match, Proxy, Recorded, Rule};
+use crate::support::*;
 use md5::{Digest, Md5};
-use support::proxy::{Action, Match, Proxy, Recorded, Rule};
-use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // The fixture
@@ -130,10 +128,6 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn md5_hex(data: &[u8]) -> String {
-    hex::encode(Md5::digest(data))
-}
-
 /// S3's multipart ETag for `data` uploaded in parts of `part` bytes, quoted as S3 lists it.
 fn multipart_etag(data: &[u8], part: usize) -> String {
     let mut cat = Vec::new();
@@ -141,20 +135,6 @@ fn multipart_etag(data: &[u8], part: usize) -> String {
         cat.extend_from_slice(&Md5::digest(chunk));
     }
     format!("\"{}-{}\"", md5_hex(&cat), data.len().div_ceil(part))
-}
-
-/// Deterministic incompressible bytes (xorshift64).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 const MIB: usize = 1024 * 1024;
@@ -220,11 +200,7 @@ fn first_sync_uploads_every_file_with_its_bytes_and_content_type() {
     for (key, body) in files {
         assert_eq!(stage.get(key), *body, "bytes of {key}");
         let h = stage.headers(key);
-        assert_eq!(
-            h.get("etag"),
-            Some(&format!("\"{}\"", md5_hex(body))),
-            "{key}"
-        );
+        assert_eq!(h.get("etag"), Some(&local_md5(body)), "{key}");
     }
     let content_type = |key: &str| stage.headers(key).get("content-type").cloned();
     assert_eq!(content_type("index.html").as_deref(), Some("text/html"));

@@ -1,7 +1,7 @@
 //! Where AWS credentials come from: OIDC role, access keys, or the AWS chain.
 
 use super::{Problems, RawVars, Secret, int_var, non_empty};
-use crate::credentials::jwt::Claims;
+use crate::jwt::Claims;
 
 /// STS limits for `DurationSeconds` of AssumeRoleWithWebIdentity.
 const MIN_SESSION_DURATION: u32 = 900;
@@ -32,7 +32,7 @@ pub enum CredentialSource {
 }
 
 /// Check an IAM role ARN: `arn:<partition>:iam::<12-digit account>:role/<optional path/>name`.
-pub fn role_arn_problem(arn: &str) -> Option<String> {
+pub(crate) fn role_arn_problem(arn: &str) -> Option<String> {
     let fix = "expected arn:aws:iam::123456789012:role/NAME (copy it from the IAM console)";
     let mut it = arn.splitn(6, ':');
     let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
@@ -225,7 +225,7 @@ pub(super) fn resolve_credentials(
         );
         return CredentialSource::DefaultChain;
     };
-    let claims = match crate::credentials::jwt::decode_claims(token) {
+    let claims = match crate::jwt::decode_claims(token) {
         Ok(c) => c,
         Err(e) => {
             p.add(

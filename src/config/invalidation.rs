@@ -6,7 +6,7 @@ use super::{Env, Problems, RawVars, bool_var, int_var, list_var, non_empty};
 
 /// Default cap on the number of paths in one `changed` invalidation before they collapse into
 /// wildcards: CloudFront bills paths above 1,000 a month, and allows 15 wildcard paths in flight.
-pub const DEFAULT_MAX_INVALIDATION_PATHS: usize = 15;
+pub(crate) const DEFAULT_MAX_INVALIDATION_PATHS: usize = 15;
 /// CloudFront accepts at most 3,000 paths in one invalidation.
 const MAX_INVALIDATION_PATHS_LIMIT: usize = 3000;
 /// Default for `WAIT_TIMEOUT`: CloudFront invalidations usually complete within a few minutes.

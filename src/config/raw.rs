@@ -10,11 +10,11 @@ use serde::Deserialize;
 pub struct Secret(String);
 
 impl Secret {
-    pub fn new(value: String) -> Self {
+    pub(crate) fn new(value: String) -> Self {
         Secret(value)
     }
     /// The secret itself, for the one place that hands it to AWS.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -34,7 +34,7 @@ impl fmt::Display for Secret {
 /// The pipe variables exactly as the environment gives them. envy fills it; all strings.
 #[derive(Debug, Default, Deserialize)]
 #[allow(missing_docs)]
-pub struct RawVars {
+pub(crate) struct RawVars {
     pub aws_default_region: Option<String>,
     pub aws_region: Option<String>,
     pub aws_oidc_role_arn: Option<String>,
@@ -116,7 +116,8 @@ impl Env {
     }
 
     /// An environment from pairs (tests).
-    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    #[cfg(test)]
+    pub(crate) fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,

@@ -5,9 +5,9 @@ use super::{Problems, RawVars, int_var, non_empty};
 
 /// The folder, below the target prefix, that holds the pipe's state unless `STATE_PREFIX`
 /// moves it. Any key with this segment is reserved: never uploaded over, deleted or invalidated.
-pub const STATE_DIR: &str = ".s3-deploy-pipe";
+pub(crate) const STATE_DIR: &str = ".s3-deploy-pipe";
 /// Default for `RELEASE_HISTORY`: releases kept (and so the releases one can roll back to).
-pub const DEFAULT_RELEASE_HISTORY: usize = 20;
+pub(crate) const DEFAULT_RELEASE_HISTORY: usize = 20;
 /// Upper bound for `RELEASE_HISTORY`: each release is one manifest object.
 const MAX_RELEASE_HISTORY: usize = 1000;
 /// Upper bound for `DELETE_GRACE`: ten years.
@@ -50,14 +50,14 @@ pub struct ReleaseConfig {
 
 impl ReleaseConfig {
     /// Whether the run reads and writes the state object at all.
-    pub fn uses_state(&self) -> bool {
+    pub(crate) fn uses_state(&self) -> bool {
         self.history > 0 || self.grace_secs.is_some()
     }
 }
 
 /// Parse a duration such as `90m`, `48h`, `7d`, `2w` or `1d12h` into seconds. A bare number
 /// has no unit and is refused (minutes and seconds are both common).
-pub fn parse_duration(value: &str) -> Result<u64, String> {
+pub(crate) fn parse_duration(value: &str) -> Result<u64, String> {
     let v = value.trim();
     let mut total: u64 = 0;
     let mut number = String::new();

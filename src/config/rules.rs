@@ -6,12 +6,13 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use serde::Deserialize;
 
+use super::argparse::ExtraArgs;
 use super::{Problems, RawVars, non_empty};
-use crate::sync::compress::Compression;
-use crate::sync::filter::Pattern;
+use crate::compress::Compression;
+use crate::filter::Pattern;
 
 /// The ACL values aws-cli's `s3 sync --acl` accepts.
-pub const ACLS: &[&str] = &[
+pub(crate) const ACLS: &[&str] = &[
     "private",
     "public-read",
     "public-read-write",
@@ -22,7 +23,7 @@ pub const ACLS: &[&str] = &[
     "log-delivery-write",
 ];
 /// The storage classes aws-cli's `s3 sync --storage-class` accepts.
-pub const STORAGE_CLASSES: &[&str] = &[
+pub(crate) const STORAGE_CLASSES: &[&str] = &[
     "STANDARD",
     "REDUCED_REDUNDANCY",
     "STANDARD_IA",
@@ -181,6 +182,117 @@ fn parse_rules(text: &str, var: &str, p: &mut Problems) -> Vec<HeaderRule> {
     rules
 }
 
+/// The global header settings: the header variables, with the aws-cli flags of EXTRA_ARGS
+/// winning over them. Problems in this order: ACL, storage class, `--sse`, expires,
+/// `--metadata`, `--sse-kms-key-id`.
+pub(super) fn resolve_headers(
+    raw: &RawVars,
+    extra: &ExtraArgs,
+    p: &mut Problems,
+) -> HeaderSettings {
+    let acl = enum_var(extra, p, "ACL", "--acl", non_empty(&raw.acl), ACLS);
+    let storage_class = enum_var(
+        extra,
+        p,
+        "STORAGE_CLASS",
+        "--storage-class",
+        non_empty(&raw.storage_class),
+        STORAGE_CLASSES,
+    );
+    let sse = enum_var(extra, p, "EXTRA_ARGS", "--sse", None, SSE_VALUES);
+    let expires = resolve_expires(raw, extra, p);
+    let metadata = resolve_metadata(extra, p);
+    let value = |flag: &str, var: Option<&str>| {
+        extra
+            .values
+            .get(flag)
+            .cloned()
+            .or_else(|| var.map(str::to_string))
+    };
+    let headers = HeaderSettings {
+        acl,
+        storage_class,
+        cache_control: value("--cache-control", non_empty(&raw.cache_control)),
+        expires,
+        content_encoding: value("--content-encoding", non_empty(&raw.content_encoding)),
+        content_type: value("--content-type", None),
+        content_disposition: value("--content-disposition", None),
+        content_language: value("--content-language", None),
+        metadata,
+        sse_kms_key_id: value("--sse-kms-key-id", None),
+        website_redirect: value("--website-redirect", None),
+        sse,
+        guess_mime: !extra.no_guess_mime,
+    };
+    if headers.sse_kms_key_id.is_some()
+        && headers.sse.as_deref() != Some("aws:kms")
+        && headers.sse.as_deref() != Some("aws:kms:dsse")
+    {
+        p.add("EXTRA_ARGS", "--sse-kms-key-id needs --sse aws:kms: add it");
+    }
+    headers
+}
+
+/// A value from a fixed list: the flag's if given, else the variable's.
+fn enum_var(
+    extra: &ExtraArgs,
+    p: &mut Problems,
+    name: &str,
+    flag: &str,
+    var: Option<&str>,
+    allowed: &[&str],
+) -> Option<String> {
+    let value = extra.values.get(flag).map(String::as_str).or(var)?;
+    if allowed.contains(&value) {
+        Some(value.to_string())
+    } else {
+        let source = if extra.values.contains_key(flag) {
+            format!("EXTRA_ARGS {flag}")
+        } else {
+            name.to_string()
+        };
+        p.add(
+            source,
+            format!("{value:?} is not one of: {}", allowed.join(", ")),
+        );
+        None
+    }
+}
+
+/// `--expires` wins over EXPIRES; either is normalised to an HTTP date.
+fn resolve_expires(raw: &RawVars, extra: &ExtraArgs, p: &mut Problems) -> Option<String> {
+    match (extra.values.get("--expires"), non_empty(&raw.expires)) {
+        (Some(v), _) => parse_expires(v).or_else(|| {
+            p.add(
+                "EXTRA_ARGS",
+                format!("--expires {v:?} is not a date: use ISO 8601 (2030-01-31T00:00:00Z), an HTTP date or seconds since 1970"),
+            );
+            None
+        }),
+        (None, Some(v)) => parse_expires(v).or_else(|| {
+            p.add(
+                "EXPIRES",
+                format!("{v:?} is not a date: use ISO 8601 (2030-01-31T00:00:00Z) or an HTTP date (Thu, 31 Jan 2030 00:00:00 GMT)"),
+            );
+            None
+        }),
+        (None, None) => None,
+    }
+}
+
+fn resolve_metadata(extra: &ExtraArgs, p: &mut Problems) -> BTreeMap<String, String> {
+    match extra.values.get("--metadata") {
+        None => BTreeMap::new(),
+        Some(m) => parse_metadata(m).unwrap_or_else(|e| {
+            p.add(
+                "EXTRA_ARGS",
+                format!("--metadata {e}: write --metadata key=value,key2=value2"),
+            );
+            BTreeMap::new()
+        }),
+    }
+}
+
 pub(super) fn resolve_rules(raw: &RawVars, p: &mut Problems) -> Vec<HeaderRule> {
     match (non_empty(&raw.rules), non_empty(&raw.rules_file)) {
         (Some(_), Some(_)) => {
@@ -202,7 +314,7 @@ pub(super) fn resolve_rules(raw: &RawVars, p: &mut Problems) -> Vec<HeaderRule> 
 /// Parse EXPIRES-style timestamps: ISO 8601 / RFC 3339, a date alone, an HTTP date, or
 /// seconds since 1970 (botocore reads a number that way first: `--expires 90` is 00:01:30 on
 /// 1 January 1970). Returns the HTTP-date form S3 stores.
-pub fn parse_expires(value: &str) -> Option<String> {
+pub(crate) fn parse_expires(value: &str) -> Option<String> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<f64>()
         && secs.is_finite()
@@ -219,7 +331,7 @@ pub fn parse_expires(value: &str) -> Option<String> {
 }
 
 /// Parse aws-cli's `--metadata`: `k=v,k2=v2` or a JSON object.
-pub(super) fn parse_metadata(value: &str) -> Result<BTreeMap<String, String>, String> {
+fn parse_metadata(value: &str) -> Result<BTreeMap<String, String>, String> {
     let v = value.trim();
     if v.starts_with('{') {
         return serde_json::from_str::<BTreeMap<String, String>>(v)

@@ -2,16 +2,11 @@
 
 use std::path::PathBuf;
 
-use super::extra_args::ExtraArgs;
-use std::collections::BTreeMap;
-
+use super::argparse::ExtraArgs;
 use super::releases::{Mode, ReleaseConfig, resolve_releases};
-use super::rules::{
-    ACLS, HeaderRule, HeaderSettings, SSE_VALUES, STORAGE_CLASSES, parse_expires, parse_metadata,
-    resolve_rules,
-};
+use super::rules::{HeaderRule, HeaderSettings, resolve_headers, resolve_rules};
 use super::{Problems, RawVars, Secret, bool_var, int_var, non_empty};
-use crate::sync::filter::{FilterRule, Filters};
+use crate::filter::{FilterRule, Filters};
 
 /// Default number of S3 requests in flight at once.
 ///
@@ -30,7 +25,7 @@ use crate::sync::filter::{FilterRule, Filters};
 /// 64: at a 30 ms round trip that is about 2,100 requests/s, and it stays under S3's 3,500
 /// PUTs/s per prefix down to an 18 ms round trip, where 128 would pass it below 37 ms and turn
 /// the gain into 503 SlowDown retries. Raise `MAX_CONCURRENCY` for far-away buckets.
-pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
+pub(crate) const DEFAULT_MAX_CONCURRENCY: usize = 64;
 /// Upper bound for `MAX_CONCURRENCY`: above this, the pipe would only queue in the HTTP pool.
 const MAX_MAX_CONCURRENCY: usize = 1024;
 
@@ -86,7 +81,7 @@ pub struct SyncConfig {
     pub force_path_style: bool,
     pub verbosity: Verbosity,
     pub progress: bool,
-    /// What EXTRA_ARGS adds to the S3 requests (see `sync::request_extras`).
+    /// What EXTRA_ARGS adds to the S3 requests (see `s3::request_extras`).
     pub request_extras: S3RequestExtras,
     /// `ALLOW_SKIPPED_FILES=true`: files that could not be read (or are not files) are warned
     /// about and the step still succeeds. By default they fail it, after everything else is
@@ -115,7 +110,7 @@ pub struct S3RequestExtras {
 
 impl S3RequestExtras {
     /// Nothing to add.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.endpoint_url.is_none()
             && self.page_size.is_none()
             && self.grants.is_empty()
@@ -160,6 +155,34 @@ fn resolve_request_extras(
             }
         }
     });
+    let grants = resolve_grants(extra, p);
+    let checksum_algorithm = extra.values.get("--checksum-algorithm").and_then(|a| {
+        if SDK_CHECKSUMS.contains(&a.as_str()) {
+            Some(a.clone())
+        } else {
+            p.add(
+                "EXTRA_ARGS --checksum-algorithm",
+                format!(
+                    "{a} cannot be computed by the AWS SDK this pipe uses: use one of {}",
+                    SDK_CHECKSUMS.join(", ")
+                ),
+            );
+            None
+        }
+    });
+    let sse_c = resolve_sse_c(extra, p, secrets);
+    S3RequestExtras {
+        endpoint_url: extra.values.get("--endpoint-url").cloned(),
+        page_size,
+        grants,
+        request_payer: extra.values.contains_key("--request-payer"),
+        sse_c,
+        checksum_algorithm,
+    }
+}
+
+/// `--grants`: one header per permission.
+fn resolve_grants(extra: &ExtraArgs, p: &mut Problems) -> Vec<(&'static str, String)> {
     let mut grants: Vec<(&'static str, String)> = Vec::new();
     for g in extra.grants.iter().flatten() {
         let found = g.split_once('=').and_then(|(perm, grantee)| {
@@ -180,21 +203,16 @@ fn resolve_request_extras(
             ),
         }
     }
-    let checksum_algorithm = extra.values.get("--checksum-algorithm").and_then(|a| {
-        if SDK_CHECKSUMS.contains(&a.as_str()) {
-            Some(a.clone())
-        } else {
-            p.add(
-                "EXTRA_ARGS --checksum-algorithm",
-                format!(
-                    "{a} cannot be computed by the AWS SDK this pipe uses: use one of {}",
-                    SDK_CHECKSUMS.join(", ")
-                ),
-            );
-            None
-        }
-    });
-    let sse_c = match (extra.values.get("--sse-c"), extra.values.get("--sse-c-key")) {
+    grants
+}
+
+/// `--sse-c` with `--sse-c-key`: both or neither. The key goes onto `secrets`.
+fn resolve_sse_c(
+    extra: &ExtraArgs,
+    p: &mut Problems,
+    secrets: &mut Vec<String>,
+) -> Option<SseCustomerKey> {
+    match (extra.values.get("--sse-c"), extra.values.get("--sse-c-key")) {
         (None, None) => None,
         (Some(_), None) => {
             p.add(
@@ -244,19 +262,11 @@ fn resolve_request_extras(
                 }
             }
         }
-    };
-    S3RequestExtras {
-        endpoint_url: extra.values.get("--endpoint-url").cloned(),
-        page_size,
-        grants,
-        request_payer: extra.values.contains_key("--request-payer"),
-        sse_c,
-        checksum_algorithm,
     }
 }
 
 /// Check an S3 bucket name against AWS's general-purpose bucket naming rules.
-pub fn bucket_name_problem(name: &str) -> Option<String> {
+pub(crate) fn bucket_name_problem(name: &str) -> Option<String> {
     let len = name.len();
     if !(3..=63).contains(&len) {
         return Some(format!(
@@ -344,6 +354,8 @@ pub(crate) fn path_style_by_default(endpoint: Option<&str>) -> bool {
     !aws
 }
 
+/// Resolve the sync job; `None` when there is none (no bucket and no folder, or a rollback
+/// or release list without a bucket). Problems are reported in the order of the steps.
 pub(super) fn resolve_sync(
     raw: &RawVars,
     extra: &ExtraArgs,
@@ -352,6 +364,72 @@ pub(super) fn resolve_sync(
     secrets: &mut Vec<String>,
     notes: &mut Vec<String>,
 ) -> Option<SyncConfig> {
+    let target = resolve_target(raw, mode, p, notes)?;
+    let local_path = resolve_local_path(target.local, mode, p);
+    let headers = resolve_headers(raw, extra, p);
+    let request_extras = resolve_request_extras(extra, p, secrets);
+    let compare = resolve_compare(raw, extra, &request_extras, p, notes);
+    let max_concurrency = int_var(
+        p,
+        "MAX_CONCURRENCY",
+        &raw.max_concurrency,
+        (1usize, MAX_MAX_CONCURRENCY),
+        "the number of S3 requests in flight at once",
+    )
+    .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    let symlinks = resolve_symlinks(raw, extra, p);
+    let delete = bool_var(p, "DELETE_FLAG", &raw.delete_flag, false) || extra.delete;
+    let allow_skipped_files = bool_var(p, "ALLOW_SKIPPED_FILES", &raw.allow_skipped_files, false);
+    let max_delete = int_var(
+        p,
+        "MAX_DELETE",
+        &raw.max_delete,
+        (0u64, u64::MAX),
+        "the most objects one run may delete",
+    );
+    let force_path_style = resolve_force_path_style(raw, extra, p);
+    let filters = resolve_filters(extra, p);
+    let releases = resolve_releases(raw, &target.prefix, delete, *mode == Mode::Deploy, p);
+    let rules = resolve_rules(raw, p);
+    Some(SyncConfig {
+        releases,
+        bucket: target.bucket,
+        prefix: target.prefix,
+        local_display: target.local.unwrap_or_default().to_string(),
+        local_path,
+        delete,
+        compare,
+        max_concurrency,
+        symlinks,
+        filter_rules: extra.filters.clone(),
+        filters,
+        headers,
+        rules,
+        max_delete,
+        force_path_style,
+        verbosity: extra.verbosity.unwrap_or(Verbosity::Normal),
+        progress: !extra.no_progress,
+        request_extras,
+        allow_skipped_files,
+    })
+}
+
+/// Where the sync goes and from where.
+struct Target<'a> {
+    bucket: String,
+    /// Empty or ending in `/`.
+    prefix: String,
+    /// LOCAL_PATH as written; `None` for a rollback or a release list.
+    local: Option<&'a str>,
+}
+
+/// S3_BUCKET and LOCAL_PATH. `None`: no sync job (or S3_BUCKET missing, reported).
+fn resolve_target<'a>(
+    raw: &'a RawVars,
+    mode: &Mode,
+    p: &mut Problems,
+    notes: &mut Vec<String>,
+) -> Option<Target<'a>> {
     let bucket_var = non_empty(&raw.s3_bucket);
     let mut local_var = non_empty(&raw.local_path);
     if *mode != Mode::Deploy {
@@ -386,7 +464,16 @@ pub(super) fn resolve_sync(
             format!("{problem}; write it as bucket or bucket/prefix"),
         );
     }
-    let local_path = match local_var {
+    Some(Target {
+        bucket,
+        prefix,
+        local: local_var,
+    })
+}
+
+/// LOCAL_PATH must be an existing folder (a deploy only).
+fn resolve_local_path(local_var: Option<&str>, mode: &Mode, p: &mut Problems) -> PathBuf {
+    match local_var {
         None if *mode != Mode::Deploy => PathBuf::new(),
         None => {
             p.add(
@@ -411,149 +498,68 @@ pub(super) fn resolve_sync(
             }
             path
         }
-    };
-
-    let enum_var =
-        |p: &mut Problems, name: &str, flag: &str, var: Option<&str>, allowed: &[&str]| {
-            let value = extra.values.get(flag).map(String::as_str).or(var)?;
-            if allowed.contains(&value) {
-                Some(value.to_string())
-            } else {
-                let source = if extra.values.contains_key(flag) {
-                    format!("EXTRA_ARGS {flag}")
-                } else {
-                    name.to_string()
-                };
-                p.add(
-                    source,
-                    format!("{value:?} is not one of: {}", allowed.join(", ")),
-                );
-                None
-            }
-        };
-    let acl = enum_var(p, "ACL", "--acl", non_empty(&raw.acl), ACLS);
-    let storage_class = enum_var(
-        p,
-        "STORAGE_CLASS",
-        "--storage-class",
-        non_empty(&raw.storage_class),
-        STORAGE_CLASSES,
-    );
-    let sse = enum_var(p, "EXTRA_ARGS", "--sse", None, SSE_VALUES);
-    let expires = match (extra.values.get("--expires"), non_empty(&raw.expires)) {
-        (Some(v), _) => parse_expires(v).or_else(|| {
-            p.add(
-                "EXTRA_ARGS",
-                format!("--expires {v:?} is not a date: use ISO 8601 (2030-01-31T00:00:00Z), an HTTP date or seconds since 1970"),
-            );
-            None
-        }),
-        (None, Some(v)) => parse_expires(v).or_else(|| {
-            p.add(
-                "EXPIRES",
-                format!("{v:?} is not a date: use ISO 8601 (2030-01-31T00:00:00Z) or an HTTP date (Thu, 31 Jan 2030 00:00:00 GMT)"),
-            );
-            None
-        }),
-        (None, None) => None,
-    };
-    let metadata = match extra.values.get("--metadata") {
-        None => BTreeMap::new(),
-        Some(m) => parse_metadata(m).unwrap_or_else(|e| {
-            p.add(
-                "EXTRA_ARGS",
-                format!("--metadata {e}: write --metadata key=value,key2=value2"),
-            );
-            BTreeMap::new()
-        }),
-    };
-    let value = |flag: &str, var: Option<&str>| {
-        extra
-            .values
-            .get(flag)
-            .cloned()
-            .or_else(|| var.map(str::to_string))
-    };
-    let headers = HeaderSettings {
-        acl,
-        storage_class,
-        cache_control: value("--cache-control", non_empty(&raw.cache_control)),
-        expires,
-        content_encoding: value("--content-encoding", non_empty(&raw.content_encoding)),
-        content_type: value("--content-type", None),
-        content_disposition: value("--content-disposition", None),
-        content_language: value("--content-language", None),
-        metadata,
-        sse_kms_key_id: value("--sse-kms-key-id", None),
-        website_redirect: value("--website-redirect", None),
-        sse,
-        guess_mime: !extra.no_guess_mime,
-    };
-    if headers.sse_kms_key_id.is_some()
-        && headers.sse.as_deref() != Some("aws:kms")
-        && headers.sse.as_deref() != Some("aws:kms:dsse")
-    {
-        p.add("EXTRA_ARGS", "--sse-kms-key-id needs --sse aws:kms: add it");
     }
+}
 
-    let request_extras = resolve_request_extras(extra, p, secrets);
-    let compare = if extra.size_only {
-        CompareMode::SizeOnly
-    } else {
-        match non_empty(&raw.sync_compare) {
-            // With SSE-C, S3's ETag is not the MD5 of the content: compare as aws-cli does.
-            None if request_extras.sse_c.is_some() => {
-                notes.push("EXTRA_ARGS --sse-c: ETags of SSE-C objects are not MD5s, so files are compared by size and modification time, as aws-cli does (set SYNC_COMPARE to choose)".to_string());
-                CompareMode::SizeAndMtime
-            }
-            None | Some("checksum") => CompareMode::Checksum,
-            Some("size-and-mtime") => CompareMode::SizeAndMtime,
-            Some("size-only") => CompareMode::SizeOnly,
-            Some(other) => {
-                p.add(
-                    "SYNC_COMPARE",
-                    format!(
-                        "{other:?} is not a compare mode: use checksum, size-and-mtime or size-only"
-                    ),
-                );
-                CompareMode::Checksum
-            }
+/// `--size-only` wins over SYNC_COMPARE; with SSE-C the default is size and mtime.
+fn resolve_compare(
+    raw: &RawVars,
+    extra: &ExtraArgs,
+    request_extras: &S3RequestExtras,
+    p: &mut Problems,
+    notes: &mut Vec<String>,
+) -> CompareMode {
+    if extra.size_only {
+        return CompareMode::SizeOnly;
+    }
+    match non_empty(&raw.sync_compare) {
+        // With SSE-C, S3's ETag is not the MD5 of the content: compare as aws-cli does.
+        None if request_extras.sse_c.is_some() => {
+            notes.push("EXTRA_ARGS --sse-c: ETags of SSE-C objects are not MD5s, so files are compared by size and modification time, as aws-cli does (set SYNC_COMPARE to choose)".to_string());
+            CompareMode::SizeAndMtime
         }
-    };
-    let max_concurrency = int_var(
-        p,
-        "MAX_CONCURRENCY",
-        &raw.max_concurrency,
-        (1usize, MAX_MAX_CONCURRENCY),
-        "the number of S3 requests in flight at once",
-    )
-    .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+        None | Some("checksum") => CompareMode::Checksum,
+        Some("size-and-mtime") => CompareMode::SizeAndMtime,
+        Some("size-only") => CompareMode::SizeOnly,
+        Some(other) => {
+            p.add(
+                "SYNC_COMPARE",
+                format!(
+                    "{other:?} is not a compare mode: use checksum, size-and-mtime or size-only"
+                ),
+            );
+            CompareMode::Checksum
+        }
+    }
+}
+
+/// `--no-follow-symlinks` wins over FOLLOW_SYMLINKS.
+fn resolve_symlinks(raw: &RawVars, extra: &ExtraArgs, p: &mut Problems) -> SymlinkPolicy {
     let follow_all = bool_var(p, "FOLLOW_SYMLINKS", &raw.follow_symlinks, false);
-    let symlinks = match extra.follow_symlinks {
+    match extra.follow_symlinks {
         Some(false) => SymlinkPolicy::Never,
         _ if follow_all => SymlinkPolicy::FollowAll,
         _ => SymlinkPolicy::FollowInside,
-    };
-    let delete = bool_var(p, "DELETE_FLAG", &raw.delete_flag, false) || extra.delete;
-    let allow_skipped_files = bool_var(p, "ALLOW_SKIPPED_FILES", &raw.allow_skipped_files, false);
-    let max_delete = int_var(
-        p,
-        "MAX_DELETE",
-        &raw.max_delete,
-        (0u64, u64::MAX),
-        "the most objects one run may delete",
-    );
+    }
+}
+
+/// S3_FORCE_PATH_STYLE, else what the endpoint calls for.
+fn resolve_force_path_style(raw: &RawVars, extra: &ExtraArgs, p: &mut Problems) -> bool {
     let endpoint = extra
         .values
         .get("--endpoint-url")
         .map(String::as_str)
         .or(non_empty(&raw.aws_endpoint_url_s3))
         .or(non_empty(&raw.aws_endpoint_url));
-    let force_path_style = match non_empty(&raw.s3_force_path_style) {
+    match non_empty(&raw.s3_force_path_style) {
         None => path_style_by_default(endpoint),
         Some(_) => bool_var(p, "S3_FORCE_PATH_STYLE", &raw.s3_force_path_style, false),
-    };
-    let filters = match Filters::new(&extra.filters) {
+    }
+}
+
+/// The `--include` / `--exclude` patterns, compiled.
+fn resolve_filters(extra: &ExtraArgs, p: &mut Problems) -> Filters {
+    match Filters::new(&extra.filters) {
         Ok(f) => f,
         Err(e) => {
             p.add(
@@ -562,29 +568,7 @@ pub(super) fn resolve_sync(
             );
             Filters::default()
         }
-    };
-    let releases = resolve_releases(raw, &prefix, delete, *mode == Mode::Deploy, p);
-    Some(SyncConfig {
-        releases,
-        bucket,
-        prefix,
-        local_display: local_var.unwrap_or_default().to_string(),
-        local_path,
-        delete,
-        compare,
-        max_concurrency,
-        symlinks,
-        filter_rules: extra.filters.clone(),
-        filters,
-        headers,
-        rules: resolve_rules(raw, p),
-        max_delete,
-        force_path_style,
-        verbosity: extra.verbosity.unwrap_or(Verbosity::Normal),
-        progress: !extra.no_progress,
-        request_extras,
-        allow_skipped_files,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,6 @@
 //! OIDC calls STS `AssumeRoleWithWebIdentity` directly with the step's token. When STS refuses,
 //! [`explain_sts_failure`] turns the error code and the token's own claims into the fix.
 
-pub mod jwt;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -13,11 +11,10 @@ use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_smithy_types::date_time::Format;
 
 use crate::config::{Config, CredentialSource};
+use crate::jwt::Claims;
 use crate::output::Output;
-use jwt::Claims;
 
-/// What a user with no credentials at all reads: every source the pipe tried, and what to set.
-pub const NO_CREDENTIALS: &str = "no AWS credentials found: the pipe tried OpenID Connect (AWS_OIDC_ROLE_ARN, with \"oidc: true\" on the step), access keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and the AWS chain (environment, profile, container and instance roles). Set AWS_OIDC_ROLE_ARN and add \"oidc: true\" to the step (recommended), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secured variables";
+pub use crate::network::NO_CREDENTIALS;
 
 /// Errors of this stage. The Display text is what the user reads after `✖`.
 #[derive(Debug, thiserror::Error)]
@@ -96,88 +93,14 @@ pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, Credent
             session_name,
             duration_secs,
         } => {
-            out.info(format!(
-                "Authenticating with OpenID Connect: assuming role {role_arn} (session {session_name})"
-            ));
-            let sts_config = loader(config, &region).no_credentials().load().await;
-            let sts = aws_sdk_sts::Client::new(&sts_config);
-            let result = sts
-                .assume_role_with_web_identity()
-                .role_arn(role_arn)
-                .role_session_name(session_name)
-                .web_identity_token(token.expose())
-                .duration_seconds(i32::try_from(*duration_secs).unwrap_or(3600))
-                .send()
-                .await;
-            let resp = match result {
-                Ok(resp) => resp,
-                Err(err) => {
-                    let (code, message) = match err.as_service_error() {
-                        Some(e) => (
-                            e.code().map(str::to_string),
-                            e.message().map(str::to_string),
-                        ),
-                        None => (None, Some(crate::aws_error::code_and_detail(&err).1)),
-                    };
-                    return Err(CredentialsError::StsRefused(explain_sts_failure(
-                        code.as_deref(),
-                        message.as_deref(),
-                        claims,
-                        role_arn,
-                        unix_now(),
-                    )));
-                }
+            let oidc = Oidc {
+                role_arn,
+                token,
+                claims,
+                session_name,
+                duration_secs: *duration_secs,
             };
-            let Some(creds) = resp.credentials() else {
-                return Err(CredentialsError::StsRefused(vec![
-                    "STS answered AssumeRoleWithWebIdentity without credentials".into(),
-                ]));
-            };
-            out.add_secret(creds.secret_access_key());
-            out.add_secret(creds.session_token());
-            let assumed = resp
-                .assumed_role_user()
-                .map(|u| u.arn().to_string())
-                .unwrap_or_else(|| role_arn.clone());
-            let expiry = creds
-                .expiration()
-                .fmt(Format::DateTime)
-                .unwrap_or_else(|_| "unknown".into());
-            out.info(format!(
-                "Assumed role {assumed}; credentials expire at {expiry}"
-            ));
-            tracing::debug!(
-                access_key_id = creds.access_key_id(),
-                "temporary credentials"
-            );
-            let first = Credentials::new(
-                creds.access_key_id(),
-                creds.secret_access_key(),
-                Some(creds.session_token().to_string()),
-                SystemTime::try_from(*creds.expiration()).ok(),
-                "bitbucket-oidc",
-            );
-            // A deploy longer than the session gets new credentials before these expire, from
-            // the same token, as long as the token itself is valid (`OidcRefresh`).
-            let provider = OidcRefresh {
-                sts,
-                role_arn: role_arn.clone(),
-                session_name: session_name.clone(),
-                token: token.clone(),
-                duration_secs: i32::try_from(*duration_secs).unwrap_or(3600),
-                token_expiry: claims.exp,
-                first: std::sync::Mutex::new(Some(first)),
-                out: out.clone(),
-            };
-            Ok(loader(config, &region)
-                .credentials_provider(provider)
-                .identity_cache(
-                    aws_config::identity::IdentityCache::lazy()
-                        .buffer_time(REFRESH_BEFORE_EXPIRY)
-                        .build(),
-                )
-                .load()
-                .await)
+            assume_role(config, &region, &oidc, out).await
         }
         CredentialSource::AccessKeys {
             access_key_id,
@@ -213,6 +136,115 @@ pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, Credent
             Ok(sdk)
         }
     }
+}
+
+/// The OIDC source's values (see `CredentialSource::Oidc`).
+struct Oidc<'a> {
+    role_arn: &'a String,
+    token: &'a crate::config::Secret,
+    claims: &'a crate::jwt::Claims,
+    session_name: &'a String,
+    duration_secs: u32,
+}
+
+/// Trade the step's OIDC token for the role's credentials (STS AssumeRoleWithWebIdentity),
+/// renewed before they expire for as long as the token is valid.
+async fn assume_role(
+    config: &Config,
+    region: &Region,
+    oidc: &Oidc<'_>,
+    out: &Output,
+) -> Result<SdkConfig, CredentialsError> {
+    let Oidc {
+        role_arn,
+        token,
+        claims,
+        session_name,
+        duration_secs,
+    } = *oidc;
+    let duration_secs = &duration_secs;
+    out.info(format!(
+        "Authenticating with OpenID Connect: assuming role {role_arn} (session {session_name})"
+    ));
+    let sts_config = loader(config, region).no_credentials().load().await;
+    let sts = aws_sdk_sts::Client::new(&sts_config);
+    let result = sts
+        .assume_role_with_web_identity()
+        .role_arn(role_arn)
+        .role_session_name(session_name)
+        .web_identity_token(token.expose())
+        .duration_seconds(i32::try_from(*duration_secs).unwrap_or(3600))
+        .send()
+        .await;
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(err) => {
+            let (code, message) = match err.as_service_error() {
+                Some(e) => (
+                    e.code().map(str::to_string),
+                    e.message().map(str::to_string),
+                ),
+                None => (None, Some(crate::s3::error::code_and_detail(&err).1)),
+            };
+            return Err(CredentialsError::StsRefused(explain_sts_failure(
+                code.as_deref(),
+                message.as_deref(),
+                claims,
+                role_arn,
+                unix_now(),
+            )));
+        }
+    };
+    let Some(creds) = resp.credentials() else {
+        return Err(CredentialsError::StsRefused(vec![
+            "STS answered AssumeRoleWithWebIdentity without credentials".into(),
+        ]));
+    };
+    out.add_secret(creds.secret_access_key());
+    out.add_secret(creds.session_token());
+    let assumed = resp
+        .assumed_role_user()
+        .map(|u| u.arn().to_string())
+        .unwrap_or_else(|| role_arn.clone());
+    let expiry = creds
+        .expiration()
+        .fmt(Format::DateTime)
+        .unwrap_or_else(|_| "unknown".into());
+    out.info(format!(
+        "Assumed role {assumed}; credentials expire at {expiry}"
+    ));
+    tracing::debug!(
+        access_key_id = creds.access_key_id(),
+        "temporary credentials"
+    );
+    let first = Credentials::new(
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token().to_string()),
+        SystemTime::try_from(*creds.expiration()).ok(),
+        "bitbucket-oidc",
+    );
+    // A deploy longer than the session gets new credentials before these expire, from
+    // the same token, as long as the token itself is valid (`OidcRefresh`).
+    let provider = OidcRefresh {
+        sts,
+        role_arn: role_arn.clone(),
+        session_name: session_name.clone(),
+        token: token.clone(),
+        duration_secs: i32::try_from(*duration_secs).unwrap_or(3600),
+        token_expiry: claims.exp,
+        first: std::sync::Mutex::new(Some(first)),
+        out: out.clone(),
+    };
+    Ok(loader(config, region)
+        .credentials_provider(provider)
+        .identity_cache(
+            aws_config::identity::IdentityCache::lazy()
+                .buffer_time(REFRESH_BEFORE_EXPIRY)
+                .build(),
+        )
+        .load()
+        .await)
 }
 
 /// How long before the role's credentials expire new ones are fetched. The SDK's cache takes
@@ -267,7 +299,7 @@ impl OidcRefresh {
             .map_err(|e| {
                 Refresh::provider_error(format!(
                     "renewing the role's credentials failed: {}",
-                    crate::aws_error::code_and_detail(&e).1
+                    crate::s3::error::code_and_detail(&e).1
                 ))
             })?;
         let Some(creds) = resp.credentials() else {

@@ -79,6 +79,31 @@ pub fn merge(
     out
 }
 
+/// The delete grace period in one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GraceSummary {
+    pub grace_seconds: u64,
+    /// Keys that became stale in this run.
+    pub became_stale: usize,
+    /// Stale keys deleted in this run (stale for longer than the grace).
+    pub stale_deleted: usize,
+    /// Stale keys waiting after this run (the ones that became stale included).
+    pub stale_waiting: usize,
+}
+
+impl GraceSummary {
+    /// `delete grace 7d: 2 became stale, 1 stale deleted, 3 waiting`
+    pub fn line(&self) -> String {
+        format!(
+            "delete grace {}: {} became stale, {} stale deleted, {} waiting",
+            super::format_duration(self.grace_seconds),
+            self.became_stale,
+            self.stale_deleted,
+            self.stale_waiting
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,23 +16,19 @@
 pub mod grace;
 pub mod list;
 pub mod record;
-pub mod rollback;
 pub mod store;
+pub mod validate;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::STATE_DIR;
-
 /// Version of `state.json`. A state written by a newer pipe is refused, never overwritten.
 pub const STATE_SCHEMA: u32 = 1;
 /// Version of a manifest.
 pub const MANIFEST_SCHEMA: u32 = 1;
-/// The state object's name below the state prefix.
-pub const STATE_OBJECT: &str = "state.json";
-/// The manifests' folder below the state prefix.
-pub const MANIFEST_DIR: &str = "releases/";
+pub use crate::s3::Versioning;
+pub use crate::s3::scope::{MANIFEST_DIR, STATE_OBJECT, is_reserved};
 
 /// The state kept in `state.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,23 +115,6 @@ pub struct CopySettings {
     pub sse_kms_key_id: Option<String>,
 }
 
-/// Whether a full key belongs to the pipe's state: below the state prefix, or with a
-/// `.s3-deploy-pipe` segment anywhere (the default state folder of any prefix of the bucket).
-/// Such keys are never uploaded over, deleted by a sync, counted in a plan or invalidated.
-pub fn is_reserved(key: &str, state_prefix: &str) -> bool {
-    key.starts_with(state_prefix) || key.split('/').any(|segment| segment == STATE_DIR)
-}
-
-/// The bucket's versioning, as GetBucketVersioning tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Versioning {
-    Enabled,
-    /// Suspended, or never enabled.
-    Off,
-    /// Not readable (no s3:GetBucketVersioning, or a store without it).
-    Unknown,
-}
-
 /// Seconds since 1970, now.
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -179,18 +158,6 @@ pub fn format_duration(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reserved_keys() {
-        let state = "site/.s3-deploy-pipe/";
-        assert!(is_reserved("site/.s3-deploy-pipe/state.json", state));
-        assert!(is_reserved("other/.s3-deploy-pipe/state.json", state));
-        assert!(is_reserved(".s3-deploy-pipe/releases/x", "deploy-state/"));
-        assert!(is_reserved("deploy-state/state.json", "deploy-state/"));
-        assert!(!is_reserved("site/.s3-deploy-pipe.html", state));
-        assert!(!is_reserved("site/a.s3-deploy-pipe/x", state));
-        assert!(!is_reserved("site/index.html", state));
-    }
 
     #[test]
     fn times_and_durations() {

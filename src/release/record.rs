@@ -146,7 +146,7 @@ pub async fn record(draft: Draft, now: i64, out: &Output) -> Result<Recorded, St
     match saved {
         Ok(_) => {
             if !dropped.is_empty() {
-                draft.store.delete(&dropped, out).await;
+                draft.store.delete(&dropped, out).await?;
             }
             Ok(Recorded {
                 id: recorded_id,
@@ -157,8 +157,10 @@ pub async fn record(draft: Draft, now: i64, out: &Output) -> Result<Recorded, St
             })
         }
         Err(e) => {
-            if let Some(key) = &manifest_key {
-                draft.store.delete(std::slice::from_ref(key), out).await;
+            if let Some(key) = &manifest_key
+                && let Err(refused) = draft.store.delete(std::slice::from_ref(key), out).await
+            {
+                tracing::debug!(error = %refused, "removing this run's manifest");
             }
             Err(e)
         }

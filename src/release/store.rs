@@ -10,30 +10,29 @@
 
 use std::io::{Read, Write};
 
-use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::{
-    MANIFEST_DIR, MANIFEST_SCHEMA, Manifest, STATE_OBJECT, STATE_SCHEMA, State, Versioning,
-};
+use super::{MANIFEST_DIR, MANIFEST_SCHEMA, Manifest, STATE_OBJECT, STATE_SCHEMA, State};
 use crate::output::Output;
+use crate::s3::{Area, OutOfScope, Writer};
 
 /// Attempts to write the state when other deploys keep writing it first. Each lost race means
 /// another deploy finished in between; five in a row would take five deploys of the same
 /// prefix finishing within one run's bookkeeping (milliseconds): a runaway loop, not traffic.
 pub const SAVE_ATTEMPTS: usize = 5;
 /// A manifest larger than this (uncompressed) is refused when read: 100,000 keys take about
-/// 15 MB, so this allows about 3 million.
-const MAX_MANIFEST_BYTES: u64 = 512 * 1024 * 1024;
+/// 15 MB, so this allows about 1.7 million. It is parsed as it is decompressed, so a
+/// compressed "bomb" is refused without holding its bytes.
+const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
+/// Compressed manifests and `state.json` larger than this are refused before their body is
+/// read (a state of 3 million stale keys is about 200 MB).
+const MAX_OBJECT_BYTES: i64 = 256 * 1024 * 1024;
 
-/// Where the state lives.
+/// Where the state lives: the writer's scope names the bucket and the state prefix.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pub client: Client,
-    pub bucket: String,
-    /// Ends in `/`.
-    pub prefix: String,
+    pub writer: Writer,
 }
 
 /// The state as read, with the ETag to write it back with (`None`: there was none).
@@ -50,6 +49,9 @@ pub enum StoreError {
     Aws(String),
     #[error("{0}")]
     Invalid(String),
+    /// A write the scope refused (a key the state named that the pipe never writes).
+    #[error(transparent)]
+    OutOfScope(#[from] OutOfScope),
 }
 
 fn aws<E: ProvideErrorMetadata + std::error::Error + 'static>(
@@ -58,7 +60,7 @@ fn aws<E: ProvideErrorMetadata + std::error::Error + 'static>(
     key: &str,
     err: &SdkError<E>,
 ) -> StoreError {
-    let (code, detail) = crate::aws_error::code_and_detail(err);
+    let (code, detail) = crate::s3::error::code_and_detail(err);
     let fix = match code.as_str() {
         "AccessDenied" => format!(
             ": allow s3:GetObject, s3:PutObject and s3:DeleteObject on arn:aws:s3:::{bucket}/{}* for this role, move the state with STATE_PREFIX, or set RELEASE_HISTORY=0 (and no DELETE_GRACE) to keep no state",
@@ -70,17 +72,27 @@ fn aws<E: ProvideErrorMetadata + std::error::Error + 'static>(
 }
 
 impl Store {
+    /// The bucket.
+    fn bucket(&self) -> &str {
+        self.writer.bucket()
+    }
+    /// The state prefix (ends in `/`).
+    pub fn prefix(&self) -> &str {
+        self.writer.scope().state_prefix()
+    }
+
     pub fn state_key(&self) -> String {
-        format!("{}{STATE_OBJECT}", self.prefix)
+        format!("{}{STATE_OBJECT}", self.prefix())
     }
 
     /// Read the state; an absent state is an empty one.
     pub async fn load(&self, deployed_prefix: &str) -> Result<Loaded, StoreError> {
         let key = self.state_key();
         let resp = self
-            .client
+            .writer
+            .client()
             .get_object()
-            .bucket(&self.bucket)
+            .bucket(self.bucket())
             .key(&key)
             .send()
             .await;
@@ -96,27 +108,30 @@ impl Store {
                     etag: None,
                 });
             }
-            Err(e) => return Err(aws("reading the release state", &self.bucket, &key, &e)),
+            Err(e) => return Err(aws("reading the release state", self.bucket(), &key, &e)),
         };
         let etag = resp.e_tag().map(str::to_string);
+        too_large(self.bucket(), &key, resp.content_length())?;
         let body = resp
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::Aws(format!("reading s3://{}/{key}: {e}", self.bucket)))?
+            .map_err(|e| StoreError::Aws(format!("reading s3://{}/{key}: {e}", self.bucket())))?
             .into_bytes();
         let state: State = serde_json::from_slice(&body).map_err(|e| {
             StoreError::Invalid(format!(
                 "s3://{}/{key} is not a state this pipe wrote ({e}): restore it from a previous version of the object, or delete it to start a new history (the recorded releases are then forgotten)",
-                self.bucket
+                self.bucket()
             ))
         })?;
         if state.schema > STATE_SCHEMA {
             return Err(StoreError::Invalid(format!(
                 "s3://{}/{key} was written by a newer version of this pipe (state schema {}): use that version or a newer one",
-                self.bucket, state.schema
+                self.bucket(),
+                state.schema
             )));
         }
+        super::validate::state(&state, self.writer.scope(), &key).map_err(StoreError::Invalid)?;
         Ok(Loaded { state, etag })
     }
 
@@ -138,10 +153,8 @@ impl Store {
             let body = serde_json::to_vec_pretty(&next)
                 .map_err(|e| StoreError::Invalid(format!("internal error: {e}")))?;
             let mut req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&key)
+                .writer
+                .put(Area::State, &key)?
                 .content_type("application/json")
                 .cache_control("no-store")
                 .body(ByteStream::from(body));
@@ -168,24 +181,24 @@ impl Store {
                         "PreconditionFailed" | "ConditionalRequestConflict" => {
                             return Err(StoreError::Aws(format!(
                                 "s3://{}/{key}: other deploys of this prefix wrote the release state {SAVE_ATTEMPTS} times while this one tried to: run one deploy of a prefix at a time (Bitbucket: a deployment environment, or concurrency: 1)",
-                                self.bucket
+                                self.bucket()
                             )));
                         }
                         "NotImplemented" if conditional => {
                             out.warn(format!(
                                 "The store does not support conditional writes (If-Match / If-None-Match): the release state s3://{}/{key} is written without one, so two deploys of this prefix at the same time could lose one's release record",
-                                self.bucket
+                                self.bucket()
                             ));
                             conditional = false;
                         }
-                        _ => return Err(aws("writing the release state", &self.bucket, &key, &e)),
+                        _ => return Err(aws("writing the release state", self.bucket(), &key, &e)),
                     }
                 }
             }
         }
         Err(StoreError::Aws(format!(
             "s3://{}/{key}: the release state could not be written",
-            self.bucket
+            self.bucket()
         )))
     }
 
@@ -202,77 +215,59 @@ impl Store {
             })
             .take(64)
             .collect();
-        format!("{}{MANIFEST_DIR}{now_ms}-{safe}.json.gz", self.prefix)
+        format!("{}{MANIFEST_DIR}{now_ms}-{safe}.json.gz", self.prefix())
     }
 
     /// Write a manifest (gzip-compressed JSON).
     pub async fn put_manifest(&self, key: &str, manifest: &Manifest) -> Result<(), StoreError> {
         let body = encode_manifest(manifest)?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
+        self.writer
+            .put(Area::State, key)?
             .content_type("application/json")
             .content_encoding("gzip")
             .cache_control("no-store")
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| aws("writing the release manifest", &self.bucket, key, &e))?;
+            .map_err(|e| aws("writing the release manifest", self.bucket(), key, &e))?;
         Ok(())
     }
 
     /// Read a manifest.
     pub async fn get_manifest(&self, key: &str) -> Result<Manifest, StoreError> {
         let resp = self
-            .client
+            .writer
+            .client()
             .get_object()
-            .bucket(&self.bucket)
+            .bucket(self.bucket())
             .key(key)
             .send()
             .await
-            .map_err(|e| aws("reading the release manifest", &self.bucket, key, &e))?;
+            .map_err(|e| aws("reading the release manifest", self.bucket(), key, &e))?;
+        too_large(self.bucket(), key, resp.content_length())?;
         let body = resp
             .body
             .collect()
             .await
-            .map_err(|e| StoreError::Aws(format!("reading s3://{}/{key}: {e}", self.bucket)))?
+            .map_err(|e| StoreError::Aws(format!("reading s3://{}/{key}: {e}", self.bucket())))?
             .into_bytes();
         decode_manifest(&body).map_err(|e| {
             StoreError::Invalid(format!(
                 "s3://{}/{key} is not a manifest this pipe wrote ({e})",
-                self.bucket
+                self.bucket()
             ))
         })
     }
 
     /// Delete objects of the state (manifests of releases dropped from the history, or of a
-    /// run whose state could not be written). Best effort: a failure is a warning.
-    pub async fn delete(&self, keys: &[String], out: &Output) {
-        for batch in keys.chunks(1000) {
-            let objects: Result<Vec<_>, _> = batch
-                .iter()
-                .map(|k| {
-                    aws_sdk_s3::types::ObjectIdentifier::builder()
-                        .key(k)
-                        .build()
-                })
-                .collect();
-            let delete = objects.and_then(|o| {
-                aws_sdk_s3::types::Delete::builder()
-                    .set_objects(Some(o))
-                    .quiet(true)
-                    .build()
-            });
-            let Ok(delete) = delete else { continue };
-            let res = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await;
-            let failed = match res {
+    /// run whose state could not be written). Best effort: a failed request is a warning. A
+    /// key the scope refuses is an error, and nothing of that batch is deleted.
+    pub async fn delete(&self, keys: &[String], out: &Output) -> Result<(), StoreError> {
+        for batch in keys.chunks(crate::s3::writer::DELETE_BATCH) {
+            let Ok(req) = self.writer.delete(Area::State, batch)? else {
+                continue;
+            };
+            let failed = match req.send().await {
                 Ok(r) => r.errors().len(),
                 Err(e) => {
                     tracing::debug!(error = %aws_sdk_s3::error::DisplayErrorContext(&e), "deleting old manifests");
@@ -282,42 +277,22 @@ impl Store {
             if failed > 0 {
                 out.warn(format!(
                     "{failed} old release manifest(s) under s3://{}/{}{MANIFEST_DIR} could not be deleted: they stay (harmless; delete them by hand, or allow s3:DeleteObject there)",
-                    self.bucket, self.prefix
+                    self.bucket(),
+                    self.prefix()
                 ));
             }
         }
+        Ok(())
     }
 }
 
-/// The bucket's versioning from GetBucketVersioning. A store that answers 200 with another
-/// XML root than S3's `VersioningConfiguration` (moto's `GetBucketVersioningResponse`; the SDK
-/// refuses it) is read from the raw answer: `<Status>Enabled</Status>` is what matters.
-pub async fn read_versioning(
-    client: &Client,
-    bucket: &str,
-) -> Result<
-    Versioning,
-    SdkError<aws_sdk_s3::operation::get_bucket_versioning::GetBucketVersioningError>,
-> {
-    match client.get_bucket_versioning().bucket(bucket).send().await {
-        Ok(r) => Ok(match r.status() {
-            Some(aws_sdk_s3::types::BucketVersioningStatus::Enabled) => Versioning::Enabled,
-            _ => Versioning::Off,
-        }),
-        Err(e) => {
-            if let Some(raw) = e.raw_response()
-                && raw.status().is_success()
-                && let Some(body) = raw.body().bytes()
-            {
-                let text = String::from_utf8_lossy(body);
-                return Ok(if text.contains("<Status>Enabled</Status>") {
-                    Versioning::Enabled
-                } else {
-                    Versioning::Off
-                });
-            }
-            Err(e)
-        }
+/// Refuse an object of the state whose size the store says is over [`MAX_OBJECT_BYTES`].
+fn too_large(bucket: &str, key: &str, length: Option<i64>) -> Result<(), StoreError> {
+    match length {
+        Some(n) if n > MAX_OBJECT_BYTES => Err(StoreError::Invalid(format!(
+            "s3://{bucket}/{key} is {n} bytes, more than the {MAX_OBJECT_BYTES} a state object of this pipe can be: it was not written by this pipe; restore it from an earlier version, or delete it"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -332,12 +307,12 @@ pub fn encode_manifest(m: &Manifest) -> Result<Vec<u8>, StoreError> {
 
 /// The reverse of [`encode_manifest`]; refuses a newer schema.
 pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .take(MAX_MANIFEST_BYTES)
-        .read_to_end(&mut json)
-        .map_err(|e| e.to_string())?;
-    let m: Manifest = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    let mut json = flate2::read::GzDecoder::new(bytes).take(MAX_MANIFEST_BYTES);
+    let m: Manifest =
+        serde_json::from_reader(std::io::BufReader::new(&mut json)).map_err(|e| e.to_string())?;
+    if json.limit() == 0 {
+        return Err(format!("over {MAX_MANIFEST_BYTES} bytes uncompressed"));
+    }
     if m.schema > MANIFEST_SCHEMA {
         return Err(format!(
             "manifest schema {} is newer than this pipe's ({MANIFEST_SCHEMA}): use a newer version of the pipe",

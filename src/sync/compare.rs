@@ -3,9 +3,9 @@
 //! One function per `SYNC_COMPARE` mode; [`compare`] dispatches.
 
 use crate::config::CompareMode;
+use crate::s3::RemoteObject;
 use crate::sync::etag::{self, EtagKind, LocalDigest};
 use crate::sync::local::LocalFile;
-use crate::sync::remote::RemoteObject;
 
 /// Why a file is uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

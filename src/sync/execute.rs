@@ -13,30 +13,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, Delete, MetadataDirective, ObjectIdentifier,
-};
+use aws_sdk_s3::types::MetadataDirective;
 use aws_smithy_types::byte_stream::Length;
 use tokio::sync::Semaphore;
 
 use crate::cancel::Cancel;
+use crate::compress;
 use crate::config::Verbosity;
 use crate::output::Output;
-use crate::sync::compress;
-use crate::sync::etag::{DEFAULT_PART_SIZE, part_size_for};
-use crate::sync::explain_sdk_error;
+use crate::s3::error::explain;
+use crate::s3::writer::DELETE_BATCH;
+use crate::s3::{Area, CopyFrom, Op, Writer};
+use crate::sync::etag::DEFAULT_PART_SIZE;
 use crate::sync::headers::{self, apply_headers};
 use crate::sync::local::LocalFile;
 use crate::sync::plan::Plan;
 use crate::sync::verify::{self, Md5Sum, SendError, Stored, Verifier};
 
+mod multipart;
+use multipart::upload_multipart;
+
 /// Files of at least this size use a multipart upload: aws-cli's `multipart_threshold` (8 MiB),
 /// so that our ETags (`-N`) equal the ones aws-cli produces for the same file.
 pub const MULTIPART_THRESHOLD: u64 = DEFAULT_PART_SIZE;
-/// DeleteObjects takes at most 1,000 keys.
-const DELETE_BATCH: usize = 1000;
 /// How often a long sync prints a progress line.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Memory for precompressed uploads in flight, in MiB: a file is compressed in memory and sent
@@ -65,7 +65,8 @@ fn compress_slots() -> usize {
 
 /// Where and how to write.
 pub struct Target {
-    pub client: Client,
+    /// The site's writer: every write of the sync goes through it.
+    pub writer: Writer,
     pub bucket: String,
     pub prefix: String,
     /// LOCAL_PATH as the user wrote it, for output lines.
@@ -85,7 +86,7 @@ impl Target {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     {
         let acl = self.group(f).settings.acl.is_some();
-        explain_sdk_error("put", &self.bucket, Some(&self.key(&f.rel)), acl, e)
+        explain(Op::Put, &self.bucket, Some(&self.key(&f.rel)), acl, e)
     }
 
     fn group(&self, f: &LocalFile) -> &headers::Group {
@@ -522,10 +523,9 @@ async fn upload_bytes(
                 .await
                 .map_err(|e| SendError::Other(e.to_string()))?;
             let req = t
-                .client
-                .put_object()
-                .bucket(&t.bucket)
-                .key(t.key(&f.rel))
+                .writer
+                .put(Area::Site, &t.key(&f.rel))
+                .map_err(|e| SendError::Other(e.to_string()))?
                 .body(ByteStream::from(bytes.clone()))
                 .content_length(size_i64(len))
                 .content_md5(&md5.base64);
@@ -594,10 +594,9 @@ async fn upload_single(
                 .await
                 .map_err(|e| SendError::Other(format!("cannot read the file: {e}")))?;
             let req = t
-                .client
-                .put_object()
-                .bucket(&t.bucket)
-                .key(t.key(&f.rel))
+                .writer
+                .put(Area::Site, &t.key(&f.rel))
+                .map_err(|e| SendError::Other(e.to_string()))?
                 .body(body)
                 .content_length(size_i64(f.size))
                 .content_md5(&md5.base64);
@@ -634,267 +633,6 @@ fn size_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-async fn upload_multipart(
-    shared: &Arc<Shared>,
-    f: &LocalFile,
-    h: &headers::ObjectHeaders,
-) -> Result<Stored, String> {
-    let t = &shared.target;
-    let key = t.key(&f.rel);
-    let create = {
-        let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
-        let req = t
-            .client
-            .create_multipart_upload()
-            .bucket(&t.bucket)
-            .key(&key);
-        apply_headers!(req, h).send().await.map_err(|e| {
-            explain_sdk_error(
-                "put",
-                &t.bucket,
-                Some(&key),
-                t.group(f).settings.acl.is_some(),
-                &e,
-            )
-        })?
-    };
-    let Some(upload_id) = create.upload_id().map(str::to_string) else {
-        return Err("CreateMultipartUpload returned no upload ID".into());
-    };
-    shared.cancel.track_upload(crate::cancel::OpenUpload {
-        bucket: t.bucket.clone(),
-        key: key.clone(),
-        upload_id: upload_id.clone(),
-    });
-    let part_size = part_size_for(f.size);
-    let parts = f.size.div_ceil(part_size).max(1);
-    let mut set = tokio::task::JoinSet::new();
-    for n in 0..parts {
-        let shared = shared.clone();
-        let path = f.path.clone();
-        let key = key.clone();
-        let upload_id = upload_id.clone();
-        let offset = n * part_size;
-        let len = part_size.min(f.size - offset);
-        let what = format!("part {} of {parts} of {}", n + 1, t.local_name(&f.rel));
-        set.spawn(async move {
-            let t = &shared.target;
-            let md5 = file_md5(&path, offset, len).await?;
-            let part_number = i32::try_from(n + 1).unwrap_or(i32::MAX);
-            let stored = shared
-                .verifier
-                .send(&shared.out, &what, &md5.hex, || async {
-                    let _permit = shared
-                        .permits
-                        .acquire()
-                        .await
-                        .map_err(|e| SendError::Other(e.to_string()))?;
-                    let body = ByteStream::read_from()
-                        .path(&path)
-                        .offset(offset)
-                        .length(Length::Exact(len))
-                        .build()
-                        .await
-                        .map_err(|e| SendError::Other(format!("cannot read the file: {e}")))?;
-                    let resp = t
-                        .client
-                        .upload_part()
-                        .bucket(&t.bucket)
-                        .key(&key)
-                        .upload_id(&upload_id)
-                        .part_number(part_number)
-                        .content_length(size_i64(len))
-                        .content_md5(&md5.base64)
-                        .body(body)
-                        .send()
-                        .await;
-                    match resp {
-                        Ok(r) => Ok(Stored {
-                            etag: r.e_tag().map(str::to_string),
-                            etag_not_md5: etag_not_md5(
-                                r.server_side_encryption(),
-                                r.sse_customer_algorithm(),
-                            ),
-                            version_id: None,
-                        }),
-                        Err(e) => Err(put_send_error(
-                            explain_sdk_error("put", &t.bucket, Some(&key), false, &e),
-                            &e,
-                        )),
-                    }
-                })
-                .await?;
-            Ok::<_, String>((
-                CompletedPart::builder()
-                    .part_number(part_number)
-                    .set_e_tag(stored.etag)
-                    .build(),
-                md5,
-                stored.etag_not_md5,
-            ))
-        });
-    }
-    let mut completed = Vec::with_capacity(usize::try_from(parts).unwrap_or(0));
-    let mut error = None;
-    loop {
-        let next = tokio::select! {
-            n = set.join_next() => n,
-            () = shared.cancel.cancelled(), if error.is_none() => {
-                error = Some("interrupted".to_string());
-                set.abort_all();
-                continue;
-            }
-        };
-        let Some(res) = next else { break };
-        match res {
-            Ok(Ok(part)) => completed.push(part),
-            Ok(Err(e)) => {
-                if error.is_none() {
-                    error = Some(e);
-                    set.abort_all();
-                }
-            }
-            Err(e) if e.is_cancelled() => {}
-            Err(e) => error = error.or(Some(format!("internal error: {e}"))),
-        }
-    }
-    let result = match error {
-        Some(e) => Err(e),
-        None => {
-            completed.sort_by_key(|(p, _, _)| p.part_number());
-            let md5s: Vec<Md5Sum> = completed.iter().map(|(_, m, _)| m.clone()).collect();
-            // SSE-KMS or SSE-C: the parts' ETags, and so the object's, are not MD5s.
-            let not_md5 = completed.iter().any(|(_, _, n)| *n);
-            let completed: Vec<CompletedPart> = completed.into_iter().map(|(p, _, _)| p).collect();
-            // What the object's ETag must be: from the MD5s of the bytes we read and sent.
-            let expected = Some(verify::multipart_etag(&md5s));
-            let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
-            let res = t
-                .client
-                .complete_multipart_upload()
-                .bucket(&t.bucket)
-                .key(&key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(completed))
-                        .build(),
-                )
-                .send()
-                .await;
-            match res {
-                Ok(r) => {
-                    let stored = Stored {
-                        etag: r.e_tag().map(str::to_string),
-                        etag_not_md5: not_md5 || etag_not_md5(r.server_side_encryption(), None),
-                        version_id: r.version_id().map(str::to_string),
-                    };
-                    shared
-                        .verifier
-                        .check_multipart(
-                            &t.local_name(&f.rel),
-                            expected.as_deref().unwrap_or_default(),
-                            &stored,
-                        )
-                        .map(|()| stored)
-                }
-                // A retried CompleteMultipartUpload whose first attempt succeeded but whose
-                // answer was lost (a stalled connection) meets an upload ID that no longer
-                // exists: S3 documents NoSuchUpload for "aborted or completed". The object
-                // then carries the multipart ETag of exactly these parts: check it.
-                Err(e)
-                    if aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
-                        == Some("NoSuchUpload") =>
-                {
-                    match completed_already(t, &key, expected.as_deref()).await {
-                        Some(stored) => {
-                            tracing::debug!(
-                                key,
-                                "CompleteMultipartUpload retried after it succeeded"
-                            );
-                            Ok(stored)
-                        }
-                        None => Err(explain_sdk_error("put", &t.bucket, Some(&key), false, &e)),
-                    }
-                }
-                Err(e) => Err(explain_sdk_error("put", &t.bucket, Some(&key), false, &e)),
-            }
-        }
-    };
-    match &result {
-        Ok(_) => shared.cancel.untrack_upload(&upload_id),
-        Err(_) if shared.cancel.is_cancelled() => {
-            // Stopping: best effort within a short deadline; what is left open is printed.
-            let abort = abort_upload(t, &key, &upload_id);
-            if let Ok(true) = tokio::time::timeout(crate::cancel::ABORT_DEADLINE, abort).await {
-                shared.cancel.untrack_upload(&upload_id);
-            }
-        }
-        Err(_) => {
-            if abort_upload(t, &key, &upload_id).await {
-                shared.cancel.untrack_upload(&upload_id);
-            }
-        }
-    }
-    result
-}
-
-/// What `key` holds, when it already holds the object these parts make (ETag `expected`).
-async fn completed_already(t: &Target, key: &str, expected: Option<&str>) -> Option<Stored> {
-    let expected = expected?;
-    match t
-        .client
-        .head_object()
-        .bucket(&t.bucket)
-        .key(key)
-        .send()
-        .await
-    {
-        Ok(h) if h.e_tag().map(|e| e.trim_matches('"')) == Some(expected) => Some(Stored {
-            etag: h.e_tag().map(str::to_string),
-            etag_not_md5: false,
-            version_id: h.version_id().map(str::to_string),
-        }),
-        _ => None,
-    }
-}
-
-/// Abort a multipart upload so that no parts are left behind (and billed). True when done.
-async fn abort_upload(t: &Target, key: &str, upload_id: &str) -> bool {
-    let res = t
-        .client
-        .abort_multipart_upload()
-        .bucket(&t.bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .send()
-        .await;
-    match res {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!(key, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "abort multipart upload failed");
-            false
-        }
-    }
-}
-
-/// What `x-amz-copy-source` encodes in a key: everything but RFC 3986's unreserved characters
-/// and `/` (which separates the key's segments, as aws-cli sends it).
-pub(crate) const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-
-/// Percent-encode a key for `x-amz-copy-source`, keeping `/`.
-fn encode_copy_source(bucket: &str, key: &str) -> String {
-    format!(
-        "{bucket}/{}",
-        percent_encoding::utf8_percent_encode(key, COPY_SOURCE)
-    )
-}
-
 async fn reheader_one(shared: &Arc<Shared>, i: usize) {
     let t = &shared.target;
     let f = &shared.files[i];
@@ -906,15 +644,17 @@ async fn reheader_one(shared: &Arc<Shared>, i: usize) {
         return;
     }
     let h = headers::for_file(&f.rel, t.group(f), f.encoding);
+    let req = match t.writer.copy(&key, CopyFrom::Current) {
+        Ok(req) => req.metadata_directive(MetadataDirective::Replace),
+        Err(e) => {
+            lock(&shared.result)
+                .failures
+                .push((Some(f.rel.clone()), e.to_string()));
+            return;
+        }
+    };
     let res = {
         let _permit = shared.permits.acquire().await;
-        let req = t
-            .client
-            .copy_object()
-            .bucket(&t.bucket)
-            .key(&key)
-            .copy_source(encode_copy_source(&t.bucket, &key))
-            .metadata_directive(MetadataDirective::Replace);
         apply_headers!(req, &h).send().await
     };
     match res {
@@ -937,8 +677,8 @@ async fn reheader_one(shared: &Arc<Shared>, i: usize) {
             result.written.insert(f.rel.clone(), written);
         }
         Err(e) => {
-            let msg = explain_sdk_error(
-                "copy",
+            let msg = explain(
+                Op::Copy,
                 &t.bucket,
                 Some(&key),
                 t.group(f).settings.acl.is_some(),
@@ -970,9 +710,8 @@ async fn delete_all(shared: &Arc<Shared>, rels: &[String]) {
         }
         let (deleted, failures, stop) = {
             let _permit = shared.permits.acquire().await;
-            delete_batch(
-                &t.client,
-                &t.bucket,
+            crate::s3::delete::batch(
+                &t.writer,
                 &t.prefix,
                 batch,
                 t.verbosity == Verbosity::Normal,
@@ -985,93 +724,6 @@ async fn delete_all(shared: &Arc<Shared>, rels: &[String]) {
         result.failures.extend(failures);
         if stop {
             return;
-        }
-    }
-}
-
-/// Delete one batch (at most [`DELETE_BATCH`] keys relative to `prefix`) with DeleteObjects.
-/// Returns the keys deleted, the failures, and whether the whole request failed (then stop).
-pub(crate) async fn delete_batch(
-    client: &Client,
-    bucket: &str,
-    prefix: &str,
-    batch: &[String],
-    verbose: bool,
-    out: &Output,
-) -> (Vec<String>, Vec<(Option<String>, String)>, bool) {
-    let url = |rel: &str| format!("s3://{bucket}/{prefix}{rel}");
-    let objects: Result<Vec<_>, _> = batch
-        .iter()
-        .map(|rel| {
-            ObjectIdentifier::builder()
-                .key(format!("{prefix}{rel}"))
-                .build()
-        })
-        .collect();
-    let delete = objects.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build());
-    let delete = match delete {
-        Ok(d) => d,
-        Err(e) => {
-            // Every key of the batch stays, and is reported as not deleted.
-            let msg = e.to_string();
-            let failures = batch
-                .iter()
-                .map(|rel| (Some(rel.clone()), msg.clone()))
-                .collect();
-            return (Vec::new(), failures, true);
-        }
-    };
-    let res = client
-        .delete_objects()
-        .bucket(bucket)
-        .delete(delete)
-        .send()
-        .await;
-    match res {
-        Ok(resp) => {
-            let mut failures = Vec::new();
-            let failed: std::collections::HashSet<&str> =
-                resp.errors().iter().filter_map(|e| e.key()).collect();
-            for err in resp.errors() {
-                let key = err.key().unwrap_or("?");
-                let msg = match err.code() {
-                    Some("AccessDenied") => format!(
-                        "access denied: allow s3:DeleteObject on arn:aws:s3:::{bucket}/{key}"
-                    ),
-                    _ => format!(
-                        "{}: {}",
-                        err.code().unwrap_or("error"),
-                        err.message().unwrap_or("")
-                    ),
-                };
-                out.error_line(format!("delete failed: s3://{bucket}/{key} {msg}"));
-                failures.push((
-                    Some(key.strip_prefix(prefix).unwrap_or(key).to_string()),
-                    msg,
-                ));
-            }
-            let mut deleted = Vec::new();
-            for rel in batch {
-                if !failed.contains(format!("{prefix}{rel}").as_str()) {
-                    if verbose {
-                        out.line(format!("delete: {}", url(rel)));
-                    }
-                    deleted.push(rel.clone());
-                }
-            }
-            (deleted, failures, false)
-        }
-        Err(e) => {
-            let msg = explain_sdk_error("delete", bucket, None, false, &e);
-            out.error_line(format!(
-                "delete failed: {} objects under s3://{bucket}/{prefix} {msg}",
-                batch.len()
-            ));
-            let failures = batch
-                .iter()
-                .map(|rel| (Some(rel.clone()), msg.clone()))
-                .collect();
-            (Vec::new(), failures, true)
         }
     }
 }
@@ -1094,14 +746,6 @@ mod tests {
         // Never more than the whole budget, so one file cannot wait for ever.
         assert_eq!(compress_memory_mib(u64::MAX), COMPRESS_MEMORY_MIB);
         assert!(compress_slots() >= 1);
-    }
-
-    #[test]
-    fn copy_source_is_percent_encoded_but_slashes() {
-        assert_eq!(
-            encode_copy_source("b", "a b/ü+%#?.txt"),
-            "b/a%20b/%C3%BC%2B%25%23%3F.txt"
-        );
     }
 
     #[test]

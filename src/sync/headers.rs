@@ -14,8 +14,8 @@ use std::collections::HashMap;
 
 use md5::{Digest, Md5};
 
+use crate::compress::Compression;
 use crate::config::{HeaderRule, HeaderSettings};
-use crate::sync::compress::Compression;
 
 /// The user-metadata key that holds the header fingerprint (`x-amz-meta-s3-deploy-pipe-headers`).
 pub const FINGERPRINT_KEY: &str = "s3-deploy-pipe-headers";
@@ -513,7 +513,7 @@ mod tests {
     fn rule(pattern: &str) -> HeaderRule {
         HeaderRule {
             pattern: pattern.into(),
-            matcher: crate::sync::filter::Pattern::new(pattern).expect("pattern"),
+            matcher: crate::filter::Pattern::new(pattern).expect("pattern"),
             cache_control: None,
             content_type: None,
             content_encoding: None,

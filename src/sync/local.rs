@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use walkdir::WalkDir;
 
 use crate::config::SymlinkPolicy;
-use crate::sync::filter::Filters;
+use crate::filter::Filters;
 
 /// One local file to consider.
 #[derive(Debug, Clone)]
@@ -25,7 +25,7 @@ pub struct LocalFile {
     /// Header group (see `headers::groups`): 0 unless a rule matches.
     pub group: usize,
     /// Set when the file is uploaded compressed.
-    pub encoding: Option<crate::sync::compress::Compression>,
+    pub encoding: Option<crate::compress::Compression>,
     /// The file's size on disk.
     pub source_size: u64,
 }
@@ -242,7 +242,7 @@ fn rel_key(root: &Path, path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::filter::{FilterKind, FilterRule};
+    use crate::filter::{FilterKind, FilterRule};
 
     fn write(root: &Path, rel: &str, body: &[u8]) {
         let p = root.join(rel);

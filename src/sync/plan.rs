@@ -2,12 +2,12 @@
 //! upload, re-header, leave alone and delete. No network, no file system: unit-tested by tables.
 
 use crate::config::CompareMode;
+use crate::filter::Filters;
+use crate::s3::RemoteObject;
 use crate::sync::compare::{self, Reason, Verdict};
 use crate::sync::etag::LocalDigest;
-use crate::sync::filter::Filters;
 use crate::sync::headers;
 use crate::sync::local::LocalFile;
-use crate::sync::remote::RemoteObject;
 
 /// CopyObject copies at most 5 GiB; larger objects are re-uploaded to change their headers.
 const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
@@ -303,7 +303,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::filter::{FilterKind, FilterRule};
+    use crate::filter::{FilterKind, FilterRule};
     use std::time::{Duration, UNIX_EPOCH};
 
     fn lf(rel: &str, size: u64, mtime: u64) -> LocalFile {
@@ -347,9 +347,9 @@ mod tests {
         deletes: Vec<&'static str>,
     }
 
-    #[test]
-    fn plan_table() {
-        let cases = vec![
+    /// The plan's cases, one per rule (what is uploaded, unchanged and deleted, and why).
+    fn cases() -> Vec<Case> {
+        vec![
             Case {
                 name: "first sync",
                 mode: CompareMode::Checksum,
@@ -471,8 +471,12 @@ mod tests {
                 unchanged: vec!["b"],
                 deletes: vec!["a", "c"],
             },
-        ];
-        for c in cases {
+        ]
+    }
+
+    #[test]
+    fn plan_table() {
+        for c in cases() {
             let filters = Filters::default();
             let p = plan(&PlanInput {
                 local: &c.local,

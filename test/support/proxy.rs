@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A small HTTP/1.1 fault-injecting reverse proxy for integration tests.
 //!
 //! The program under test points `AWS_ENDPOINT_URL` at [`Proxy::url`]; the proxy forwards every
@@ -53,7 +52,6 @@ type UpstreamClient = Client<HttpConnector, BoxBody<Bytes, Infallible>>;
 /// A running proxy. Dropping it stops the listener and closes every connection.
 pub struct Proxy {
     addr: std::net::SocketAddr,
-    upstream: String,
     shared: Arc<Shared>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -116,7 +114,6 @@ impl Proxy {
 
         Proxy {
             addr,
-            upstream,
             shared,
             runtime: Some(runtime),
         }
@@ -130,11 +127,6 @@ impl Proxy {
     /// The port the proxy listens on.
     pub fn port(&self) -> u16 {
         self.addr.port()
-    }
-
-    /// The upstream base url requests are forwarded to.
-    pub fn upstream(&self) -> &str {
-        &self.upstream
     }
 
     /// Every request seen so far, in arrival order (including ones answered by a fault rule).
@@ -265,7 +257,7 @@ impl Recorded {
 
     /// A request for the pipe's own release state (a key with a `.s3-deploy-pipe` segment, see
     /// test/releases.rs). The object predicates below (`is_put_object`, `is_copy_object`,
-    /// `is_get_object`, `is_head_object`) are about the site's objects and leave these out.
+    /// `is_head_object`) are about the site's objects and leave these out.
     pub fn is_state(&self) -> bool {
         self.decoded_path()
             .split('/')
@@ -324,11 +316,6 @@ impl Recorded {
         self.is("DELETE") && self.s3_key().is_some() && self.has_query_param("uploadId")
     }
 
-    /// GetObject: GET of a key.
-    pub fn is_get_object(&self) -> bool {
-        !self.is_state() && self.is("GET") && self.s3_key().is_some() && self.query.is_empty()
-    }
-
     /// HeadObject: HEAD of a key.
     pub fn is_head_object(&self) -> bool {
         !self.is_state() && self.is("HEAD") && self.s3_key().is_some()
@@ -345,11 +332,6 @@ impl Recorded {
                 || self.has_query_param("prefix")
                 || self.has_query_param("continuation-token")
                 || self.has_query_param("marker"))
-    }
-
-    /// The `Action=` of a form-encoded query-protocol request (STS, ...), if any.
-    pub fn form_action(&self) -> Option<String> {
-        query_param(&self.body_str(), "Action").or_else(|| self.query_param("Action"))
     }
 
     /// An STS request (form body or query with `Action=...` and `Version=2011-06-15`).

@@ -12,18 +12,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use aws_config::SdkConfig;
-use aws_sdk_s3::Client;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use super::record::Draft;
-use super::store::Store;
-use super::{CopySettings, Entry, Manifest, Release, State, Versioning};
 use crate::cancel::Cancel;
 use crate::config::{RollbackTarget, SyncConfig};
 use crate::output::Output;
-use crate::sync::remote::{AllVersions, RemoteObject};
-use crate::sync::{GraceSummary, SyncError};
+use crate::release::grace::GraceSummary;
+use crate::release::record::Draft;
+use crate::release::store::Store;
+use crate::release::{CopySettings, Entry, Manifest, Release, State, Versioning};
+use crate::s3::{AllVersions, CopyFrom, ListMode, Op, RemoteObject, S3Error, Scope, Writer};
 
 /// CopyObject copies at most 5 GiB in one request.
 const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
@@ -171,16 +170,12 @@ impl RollbackOutcome {
 pub enum RollbackError {
     #[error("{0}")]
     Refused(String),
-    #[error("{0}")]
-    Aws(String),
+    #[error(transparent)]
+    S3(#[from] S3Error),
+    #[error(transparent)]
+    State(#[from] crate::release::store::StoreError),
     #[error(transparent)]
     Guard(#[from] crate::sync::plan::GuardError),
-}
-
-impl From<super::store::StoreError> for RollbackError {
-    fn from(e: super::store::StoreError) -> Self {
-        RollbackError::Aws(e.to_string())
-    }
 }
 
 fn versioning_refusal(bucket: &str) -> String {
@@ -189,26 +184,27 @@ fn versioning_refusal(bucket: &str) -> String {
     )
 }
 
-/// A client for the bucket (in the bucket's region, which S3 names when asked in another) and
+/// A writer for the bucket (in the bucket's region, which S3 names when asked in another) and
 /// the bucket's versioning, or why it cannot be read.
 pub async fn connect(
     sdk: &SdkConfig,
     cfg: &SyncConfig,
     out: &Output,
-) -> (Client, Result<Versioning, String>) {
-    let mut client = crate::sync::state_client(sdk, cfg);
-    let mut versioning = super::store::read_versioning(&client, &cfg.bucket).await;
+) -> (Writer, Result<Versioning, String>) {
+    let scope = Scope::new(&cfg.bucket, &cfg.prefix, &cfg.releases.state_prefix);
+    let mut client = crate::s3::client::state_client(sdk, cfg);
+    let mut versioning = crate::s3::list::versioning(&client, &cfg.bucket).await;
     if let Err(e) = &versioning
-        && let Some(region) = crate::sync::remote::bucket_region(e)
+        && let Some(region) = crate::s3::error::bucket_region(e)
     {
-        let there = crate::sync::client_in_region(sdk, cfg, &region, out);
-        client = crate::sync::state_client(&there, cfg);
-        versioning = super::store::read_versioning(&client, &cfg.bucket).await;
+        let there = crate::s3::client::sdk_in_region(sdk, cfg, &region, out);
+        client = crate::s3::client::state_client(&there, cfg);
+        versioning = crate::s3::list::versioning(&client, &cfg.bucket).await;
     }
     let versioning = match versioning {
         Ok(v) => Ok(v),
         Err(e) => {
-            let (code, detail) = crate::aws_error::code_and_detail(&e);
+            let (code, detail) = crate::s3::error::code_and_detail(&e);
             let fix = match code.as_str() {
                 "NoSuchBucket" => "create it, or fix S3_BUCKET".to_string(),
                 "AccessDenied" => format!(
@@ -223,7 +219,7 @@ pub async fn connect(
             ))
         }
     };
-    (client, versioning)
+    (Writer::new(client, scope), versioning)
 }
 
 /// Run a rollback.
@@ -236,15 +232,98 @@ pub async fn run(
     cancel: &Cancel,
 ) -> Result<RollbackOutcome, RollbackError> {
     let start = std::time::Instant::now();
-    let (client, versioning) = connect(sdk, cfg, out).await;
+    let p = prepare(sdk, cfg, target, dry_run, out).await?;
+    let full = |rel: &str| format!("{}{rel}", cfg.prefix);
+    let mut outcome = RollbackOutcome {
+        bucket: cfg.bucket.clone(),
+        prefix: cfg.prefix.clone(),
+        from: p.live.clone(),
+        to: p.release.id.clone(),
+        unchanged: p.the_plan.unchanged,
+        grace: p.grace.clone(),
+        dry_run,
+        ..RollbackOutcome::default()
+    };
+    if dry_run {
+        for r in &p.the_plan.restores {
+            let e = &p.manifest.objects[r.entry];
+            out.line(format!(
+                "(dryrun) restore: s3://{}/{} version {}",
+                cfg.bucket,
+                full(&e.key),
+                e.version_id.as_deref().unwrap_or_default()
+            ));
+            outcome.restored.push(full(&e.key));
+        }
+        for rel in &p.graced.deletes {
+            out.line(format!(
+                "(dryrun) delete: s3://{}/{}",
+                cfg.bucket,
+                full(rel)
+            ));
+            outcome.deleted.push(full(rel));
+        }
+        outcome.seconds = start.elapsed().as_secs_f64();
+        return Ok(outcome);
+    }
+    let (restored, mut failed) = restore_all(&p, cfg, out, cancel).await;
+    let mut deleted = Vec::new();
+    if failed.is_empty() && !cancel.is_cancelled() {
+        for batch in p.graced.deletes.chunks(crate::s3::writer::DELETE_BATCH) {
+            let (d, f, stop) =
+                crate::s3::delete::batch(&p.writer, &cfg.prefix, batch, true, out).await;
+            deleted.extend(d);
+            failed.extend(
+                f.into_iter()
+                    .map(|(k, m)| (k.map(|k| full(&k)).unwrap_or_default(), m)),
+            );
+            if stop {
+                break;
+            }
+        }
+    }
+    outcome.restored = restored.keys().map(|k| full(k)).collect();
+    outcome.deleted = deleted.iter().map(|k| full(k)).collect();
+    outcome.failed = failed;
+    outcome.seconds = start.elapsed().as_secs_f64();
+    if outcome.failed.is_empty() && !cancel.is_cancelled() {
+        outcome.release = Some(draft(p, cfg, &restored, deleted, &outcome));
+    }
+    Ok(outcome)
+}
+
+/// Everything a rollback decides before it writes.
+struct Prepared {
+    writer: Writer,
+    store: Store,
+    loaded: crate::release::store::Loaded,
+    release: Release,
+    /// The live release's id.
+    live: Option<String>,
+    manifest: Manifest,
+    /// The live objects, with their VersionIds.
+    current: Vec<RemoteObject>,
+    the_plan: RollbackPlan,
+    graced: crate::release::grace::Graced,
+    grace: Option<GraceSummary>,
+}
+
+/// Every refusal, before anything is written: versioning, the release, its manifest, the
+/// versions it needs, the guards. Prints the plan line.
+async fn prepare(
+    sdk: &SdkConfig,
+    cfg: &SyncConfig,
+    target: &RollbackTarget,
+    dry_run: bool,
+    out: &Output,
+) -> Result<Prepared, RollbackError> {
+    let (writer, versioning) = connect(sdk, cfg, out).await;
     let versioning = versioning.map_err(RollbackError::Refused)?;
     if versioning != Versioning::Enabled {
         return Err(RollbackError::Refused(versioning_refusal(&cfg.bucket)));
     }
     let store = Store {
-        client: client.clone(),
-        bucket: cfg.bucket.clone(),
-        prefix: cfg.releases.state_prefix.clone(),
+        writer: writer.clone(),
     };
     let loaded = store.load(&cfg.prefix).await?;
     let release = choose(&loaded.state, target)
@@ -271,16 +350,14 @@ pub async fn run(
         if dry_run { " (dry run)" } else { "" }
     ));
     let manifest = store.get_manifest(&release.manifest).await?;
-    let (current, _, all) = crate::sync::list_remote(&client, cfg, true, true, out)
-        .await
-        .map_err(|e| match e {
-            SyncError::Aws(m) => RollbackError::Aws(m),
-            other => RollbackError::Aws(other.to_string()),
-        })?;
+    crate::release::validate::manifest(&manifest, &release, writer.scope())
+        .map_err(RollbackError::Refused)?;
+    let (current, _, all) =
+        crate::s3::list::list(writer.client(), writer.scope(), ListMode::AllVersions, out).await?;
     let the_plan = plan(&manifest, &current, &all, &release.id)
         .map_err(|e| RollbackError::Refused(format!("{e}; nothing was changed")))?;
-    let now = super::now_secs();
-    let graced = super::grace::apply(
+    let now = crate::release::now_secs();
+    let graced = crate::release::grace::apply(
         &the_plan.delete_candidates,
         &loaded.state.stale,
         now,
@@ -311,48 +388,38 @@ pub async fn run(
         current.len(),
         grace.as_ref().map(|g| format!("; {}", g.line())).unwrap_or_default()
     ));
-    let full = |rel: &str| format!("{}{rel}", cfg.prefix);
-    let mut outcome = RollbackOutcome {
-        bucket: cfg.bucket.clone(),
-        prefix: cfg.prefix.clone(),
-        from: live,
-        to: release.id.clone(),
-        unchanged: the_plan.unchanged,
+    Ok(Prepared {
+        writer,
+        store,
+        loaded,
+        release,
+        live,
+        manifest,
+        current,
+        the_plan,
+        graced,
         grace,
-        dry_run,
-        ..RollbackOutcome::default()
-    };
-    if dry_run {
-        for r in &the_plan.restores {
-            let e = &manifest.objects[r.entry];
-            out.line(format!(
-                "(dryrun) restore: s3://{}/{} version {}",
-                cfg.bucket,
-                full(&e.key),
-                e.version_id.as_deref().unwrap_or_default()
-            ));
-            outcome.restored.push(full(&e.key));
-        }
-        for rel in &graced.deletes {
-            out.line(format!(
-                "(dryrun) delete: s3://{}/{}",
-                cfg.bucket,
-                full(rel)
-            ));
-            outcome.deleted.push(full(rel));
-        }
-        outcome.seconds = start.elapsed().as_secs_f64();
-        return Ok(outcome);
-    }
+    })
+}
 
-    // Restore: non-HTML, then HTML once every other key is back.
+/// Restore the non-HTML keys, then the HTML ones once every other key is back. Returns the
+/// restored keys (relative) with their new ETag and VersionId, and the failures.
+async fn restore_all(
+    p: &Prepared,
+    cfg: &SyncConfig,
+    out: &Output,
+    cancel: &Cancel,
+) -> (
+    BTreeMap<String, (String, Option<String>)>,
+    Vec<(String, String)>,
+) {
+    let full = |rel: &str| format!("{}{rel}", cfg.prefix);
     let (first, html): (Vec<&Restore>, Vec<&Restore>) =
-        the_plan.restores.iter().partition(|r| !r.html);
+        p.the_plan.restores.iter().partition(|r| !r.html);
     let mut restored: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
     let mut failed: Vec<(String, String)> = Vec::new();
     let copy = Arc::new(CopyJob {
-        client: client.clone(),
-        bucket: cfg.bucket.clone(),
+        writer: p.writer.clone(),
         prefix: cfg.prefix.clone(),
         permits: Semaphore::new(cfg.max_concurrency),
     });
@@ -362,8 +429,9 @@ pub async fn run(
         }
         let mut set = tokio::task::JoinSet::new();
         for r in tier {
-            let e = manifest.objects[r.entry].clone();
-            let settings = manifest
+            let e = p.manifest.objects[r.entry].clone();
+            let settings = p
+                .manifest
                 .copy
                 .get(&e.fingerprint)
                 .cloned()
@@ -392,76 +460,61 @@ pub async fn run(
             }
         }
     }
-    let mut deleted = Vec::new();
-    if failed.is_empty() && !cancel.is_cancelled() {
-        for batch in graced.deletes.chunks(1000) {
-            let (d, f, stop) = crate::sync::execute::delete_batch(
-                &client,
-                &cfg.bucket,
-                &cfg.prefix,
-                batch,
-                true,
-                out,
-            )
-            .await;
-            deleted.extend(d);
-            failed.extend(
-                f.into_iter()
-                    .map(|(k, m)| (k.map(|k| full(&k)).unwrap_or_default(), m)),
-            );
-            if stop {
-                break;
+    (restored, failed)
+}
+
+/// The rollback as a release of its own: the restored release's manifest with the new ETags
+/// and VersionIds, so that rolling forward again is another rollback.
+fn draft(
+    p: Prepared,
+    cfg: &SyncConfig,
+    restored: &BTreeMap<String, (String, Option<String>)>,
+    deleted: Vec<String>,
+    outcome: &RollbackOutcome,
+) -> Draft {
+    let mut m = p.manifest;
+    for e in &mut m.objects {
+        if let Some((etag, version)) = restored.get(&e.key) {
+            if !etag.is_empty() {
+                e.etag.clone_from(etag);
             }
+            if version.is_some() {
+                e.version_id.clone_from(version);
+            }
+        } else if let Ok(j) = p
+            .current
+            .binary_search_by(|r| r.rel.as_str().cmp(e.key.as_str()))
+        {
+            e.version_id.clone_from(&p.current[j].version_id);
         }
     }
-    outcome.restored = restored.keys().map(|k| full(k)).collect();
-    outcome.deleted = deleted.iter().map(|k| full(k)).collect();
-    outcome.failed = failed;
-    outcome.seconds = start.elapsed().as_secs_f64();
-    if outcome.failed.is_empty() && !cancel.is_cancelled() {
-        let mut m = manifest.clone();
-        for e in &mut m.objects {
-            if let Some((etag, version)) = restored.get(&e.key) {
-                if !etag.is_empty() {
-                    e.etag.clone_from(etag);
-                }
-                if version.is_some() {
-                    e.version_id.clone_from(version);
-                }
-            } else if let Ok(j) = current.binary_search_by(|r| r.rel.as_str().cmp(e.key.as_str())) {
-                e.version_id.clone_from(&current[j].version_id);
-            }
-        }
-        let recorded = loaded.state.releases.len();
-        outcome.release = Some(Draft {
-            store,
-            prefix: cfg.prefix.clone(),
-            loaded,
-            // RELEASE_HISTORY=0 in a rollback step: keep the history as it is (plus this one).
-            history: if cfg.releases.history == 0 {
-                recorded + 1
-            } else {
-                cfg.releases.history
-            },
-            id: cfg.releases.release_id.clone(),
-            commit: release.commit.clone(),
-            kind: "rollback",
-            rollback_of: Some(release.id.clone()),
-            manifest: m,
-            stale: graced.stale,
-            deleted: deleted.into_iter().collect(),
-            uploaded: outcome.restored.len(),
-            reheadered: 0,
-            unchanged: outcome.unchanged,
-        });
+    let recorded = p.loaded.state.releases.len();
+    Draft {
+        store: p.store,
+        prefix: cfg.prefix.clone(),
+        loaded: p.loaded,
+        // RELEASE_HISTORY=0 in a rollback step: keep the history as it is (plus this one).
+        history: if cfg.releases.history == 0 {
+            recorded + 1
+        } else {
+            cfg.releases.history
+        },
+        id: cfg.releases.release_id.clone(),
+        commit: p.release.commit.clone(),
+        kind: "rollback",
+        rollback_of: Some(p.release.id.clone()),
+        manifest: m,
+        stale: p.graced.stale,
+        deleted: deleted.into_iter().collect(),
+        uploaded: outcome.restored.len(),
+        reheadered: 0,
+        unchanged: outcome.unchanged,
     }
-    Ok(outcome)
 }
 
 /// What every restore shares.
 struct CopyJob {
-    client: Client,
-    bucket: String,
+    writer: Writer,
     prefix: String,
     permits: Semaphore,
 }
@@ -477,19 +530,11 @@ impl CopyJob {
     ) -> Result<(String, Option<String>), String> {
         let key = format!("{}{}", self.prefix, e.key);
         let version = e.version_id.as_deref().unwrap_or_default();
-        let source = format!(
-            "{}/{}?versionId={}",
-            self.bucket,
-            percent_encoding::utf8_percent_encode(&key, crate::sync::execute::COPY_SOURCE),
-            percent_encoding::utf8_percent_encode(version, percent_encoding::NON_ALPHANUMERIC)
-        );
-        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         let mut req = self
-            .client
-            .copy_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .copy_source(source);
+            .writer
+            .copy(&key, CopyFrom::Version(version))
+            .map_err(|e| e.to_string())?;
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
         if let Some(acl) = &settings.acl {
             req = req.acl(acl.as_str().into());
         }
@@ -511,9 +556,9 @@ impl CopyJob {
                     .to_string(),
                 r.version_id().map(str::to_string),
             )),
-            Err(err) => Err(crate::sync::explain_sdk_error(
-                "copy",
-                &self.bucket,
+            Err(err) => Err(crate::s3::error::explain(
+                Op::Copy,
+                self.writer.bucket(),
                 Some(&key),
                 settings.acl.is_some(),
                 &err,

@@ -1,0 +1,235 @@
+//! Reading the bucket: the prefix's listing (once, paginated, no HEAD per object) and the
+//! bucket's versioning.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::error::SdkError;
+
+use super::error::{Op, S3Error};
+use super::scope::Scope;
+use crate::output::Output;
+
+/// The bucket's versioning, as GetBucketVersioning tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    Enabled,
+    /// Suspended, or never enabled.
+    Off,
+    /// Not readable (no s3:GetBucketVersioning, or a store without it).
+    Unknown,
+}
+
+/// What a listing of the prefix reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListMode {
+    /// The current objects (ListObjectsV2); the versioning is not read.
+    Current,
+    /// The current objects, and the bucket's versioning read while they are listed (a deploy
+    /// that records a release: the VersionIds of its unchanged keys come from the live
+    /// release's manifest).
+    CurrentAndVersioning,
+    /// The bucket's versioning, then, when enabled, every version of every key
+    /// (ListObjectVersions: a rollback checks that the versions it restores still exist).
+    AllVersions,
+}
+
+/// A listing: the current objects (sorted by key), the bucket's versioning, and every
+/// version (only with [`ListMode::AllVersions`] on a versioned bucket).
+pub type Listed = (Vec<RemoteObject>, Versioning, AllVersions);
+
+/// List the scope's site prefix (the state's keys left out) as `mode` says.
+pub async fn list(
+    client: &Client,
+    scope: &Scope,
+    mode: ListMode,
+    out: &Output,
+) -> Result<Listed, S3Error> {
+    let bucket = scope.bucket();
+    let read = async {
+        if mode == ListMode::Current {
+            return Ok(Versioning::Off);
+        }
+        match versioning(client, bucket).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let err = S3Error::from_sdk(Op::List, bucket, None, false, &e);
+                if matches!(err, S3Error::WrongRegion(_)) || err.code() == Some("NoSuchBucket") {
+                    return Err(err);
+                }
+                let (_, detail) = super::error::code_and_detail(&e);
+                out.info(format!(
+                    "Cannot read the bucket's versioning ({detail}): this release is recorded without VersionIds and cannot be rolled back to; allow s3:GetBucketVersioning on arn:aws:s3:::{bucket}"
+                ));
+                Ok(Versioning::Unknown)
+            }
+        }
+    };
+    if mode != ListMode::AllVersions {
+        // The versioning is read while the listing runs (one round trip less on the critical
+        // path). The listing's error, when both fail, is the one to report.
+        let (versioning, objects) = tokio::join!(read, current(client, scope));
+        return Ok((objects?, versioning?, AllVersions::default()));
+    }
+    let versioning = read.await?;
+    if versioning == Versioning::Enabled {
+        let (objects, all) = versions(client, scope, true).await?;
+        return Ok((objects, versioning, all));
+    }
+    Ok((
+        current(client, scope).await?,
+        versioning,
+        AllVersions::default(),
+    ))
+}
+
+/// One remote object below the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteObject {
+    /// Key relative to the prefix.
+    pub rel: String,
+    pub size: u64,
+    /// The ETag without quotes.
+    pub etag: String,
+    /// LastModified, seconds since the epoch.
+    pub last_modified: i64,
+    /// The current version's id, when the listing was of versions (a versioned bucket).
+    pub version_id: Option<String>,
+}
+
+/// Every version of every key below the prefix, for a rollback's checks: (key relative to the
+/// prefix, VersionId).
+pub type AllVersions = std::collections::HashSet<(String, String)>;
+
+/// List every object under `prefix` (empty or ending in `/`), sorted by `rel`.
+///
+/// Keys ending in `/` are "folder" markers made by consoles; they have no local counterpart and
+/// are left alone (never deleted), as they hold no content. Keys of the pipe's own state
+/// ([`super::scope::is_reserved`]) are left out.
+pub async fn current(client: &Client, scope: &Scope) -> Result<Vec<RemoteObject>, S3Error> {
+    let (bucket, prefix, state_prefix) =
+        (scope.bucket(), scope.site_prefix(), scope.state_prefix());
+    let mut out = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .set_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| S3Error::from_sdk(Op::List, bucket, None, false, &e))?;
+        for o in page.contents() {
+            let Some(key) = o.key() else { continue };
+            let Some(rel) = key.strip_prefix(prefix) else {
+                continue;
+            };
+            if rel.is_empty() || rel.ends_with('/') || super::scope::is_reserved(key, state_prefix)
+            {
+                continue;
+            }
+            out.push(RemoteObject {
+                rel: rel.to_string(),
+                size: u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
+                etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                last_modified: o.last_modified().map(|t| t.secs()).unwrap_or(0),
+                version_id: None,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(out)
+}
+
+/// As [`current`], from ListObjectVersions: the current version of every key, with its VersionId
+/// (a key whose latest version is a delete marker is absent). With `all`, also every version
+/// of every key, for a rollback to check that the versions it restores still exist.
+/// One listing of the prefix's versions; noncurrent versions make it longer, which is what a
+/// lifecycle rule expiring them after N days keeps in check.
+pub async fn versions(
+    client: &Client,
+    scope: &Scope,
+    all: bool,
+) -> Result<(Vec<RemoteObject>, AllVersions), S3Error> {
+    let (bucket, prefix, state_prefix) =
+        (scope.bucket(), scope.site_prefix(), scope.state_prefix());
+    let mut out = Vec::new();
+    let mut versions = AllVersions::new();
+    let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(bucket)
+            .set_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(version_marker.clone())
+            .send()
+            .await
+            .map_err(|e| S3Error::from_sdk(Op::List, bucket, None, false, &e))?;
+        for v in page.versions() {
+            let Some(key) = v.key() else { continue };
+            let Some(rel) = key.strip_prefix(prefix) else {
+                continue;
+            };
+            if rel.is_empty() || rel.ends_with('/') || super::scope::is_reserved(key, state_prefix)
+            {
+                continue;
+            }
+            if all && let Some(id) = v.version_id() {
+                versions.insert((rel.to_string(), id.to_string()));
+            }
+            if v.is_latest() != Some(true) {
+                continue;
+            }
+            out.push(RemoteObject {
+                rel: rel.to_string(),
+                size: u64::try_from(v.size().unwrap_or(0)).unwrap_or(0),
+                etag: v.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+                last_modified: v.last_modified().map(|t| t.secs()).unwrap_or(0),
+                version_id: v.version_id().map(str::to_string),
+            });
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        let next = (
+            page.next_key_marker().map(str::to_string),
+            page.next_version_id_marker().map(str::to_string),
+        );
+        if next.0.is_none() || (next.0 == key_marker && next.1 == version_marker) {
+            break;
+        }
+        (key_marker, version_marker) = next;
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok((out, versions))
+}
+
+/// The bucket's versioning from GetBucketVersioning. A store that answers 200 with another
+/// XML root than S3's `VersioningConfiguration` (moto's `GetBucketVersioningResponse`; the SDK
+/// refuses it) is read from the raw answer: `<Status>Enabled</Status>` is what matters.
+pub async fn versioning(
+    client: &Client,
+    bucket: &str,
+) -> Result<
+    Versioning,
+    SdkError<aws_sdk_s3::operation::get_bucket_versioning::GetBucketVersioningError>,
+> {
+    match client.get_bucket_versioning().bucket(bucket).send().await {
+        Ok(r) => Ok(match r.status() {
+            Some(aws_sdk_s3::types::BucketVersioningStatus::Enabled) => Versioning::Enabled,
+            _ => Versioning::Off,
+        }),
+        Err(e) => {
+            if let Some(raw) = e.raw_response()
+                && raw.status().is_success()
+                && let Some(body) = raw.body().bytes()
+            {
+                let text = String::from_utf8_lossy(body);
+                return Ok(if text.contains("<Status>Enabled</Status>") {
+                    Versioning::Enabled
+                } else {
+                    Versioning::Off
+                });
+            }
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The integration tests: one binary, a module per area, one `support` module they share.
+//!
+//! Every test runs the pipe binary as a child process (its environment passed to that child,
+//! never set on this process), against its own moto server, so the areas share this process
+//! safely. Run one area with `cargo test --test integration <area>::`, e.g. `sync::`.
+
+mod support;
+
+mod foundation;
+mod integrity;
+mod invalidate;
+mod migration;
+mod network;
+mod releases;
+mod reliability;
+mod robustness;
+mod rules;
+mod sync;
+mod untrusted;
+mod versions;
