@@ -15,41 +15,41 @@ use tokio::sync::Notify;
 
 /// How long aborting one open multipart upload may take once a signal arrived. Aborts run in
 /// parallel; S3 answers one in well under a second.
-pub const ABORT_DEADLINE: Duration = Duration::from_secs(2);
+pub(crate) const ABORT_DEADLINE: Duration = Duration::from_secs(2);
 /// How long after a signal the pipe may still wind down (aborts, summary) before whatever is
 /// left is dropped. Bitbucket kills a stopped step some seconds after SIGTERM, and the issue's
 /// contract is an exit within 5 s: 3 s, plus the summary, the report and the runtime's 200 ms.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// A multipart upload that was created and is neither completed nor aborted yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenUpload {
-    pub bucket: String,
-    pub key: String,
-    pub upload_id: String,
+pub(crate) struct OpenUpload {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) upload_id: String,
 }
 
 /// A cheap, clonable cancellation flag, with the multipart uploads left to clean up if the
 /// run stops.
 #[derive(Clone, Default)]
-pub struct Cancel {
+pub(crate) struct Cancel {
     inner: Arc<(AtomicBool, Notify)>,
     open: Arc<Mutex<Vec<OpenUpload>>>,
 }
 
 impl Cancel {
     /// Set the flag and wake every waiter.
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         self.inner.0.store(true, Ordering::SeqCst);
         self.inner.1.notify_waiters();
     }
 
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.inner.0.load(Ordering::SeqCst)
     }
 
     /// Resolves once cancelled.
-    pub async fn cancelled(&self) {
+    pub(crate) async fn cancelled(&self) {
         loop {
             let notified = self.inner.1.notified();
             if self.is_cancelled() {
@@ -60,7 +60,7 @@ impl Cancel {
     }
 
     /// Run `f`; once cancelled, give it [`SHUTDOWN_GRACE`] to finish, then drop it (`None`).
-    pub async fn bounded<F: Future>(&self, f: F) -> Option<F::Output> {
+    pub(crate) async fn bounded<F: Future>(&self, f: F) -> Option<F::Output> {
         tokio::select! {
             r = f => Some(r),
             () = async {
@@ -77,23 +77,23 @@ impl Cancel {
     }
 
     /// A multipart upload was created: it must be completed or aborted.
-    pub fn track_upload(&self, upload: OpenUpload) {
+    pub(crate) fn track_upload(&self, upload: OpenUpload) {
         self.open_uploads().push(upload);
     }
 
     /// A multipart upload was completed or aborted.
-    pub fn untrack_upload(&self, upload_id: &str) {
+    pub(crate) fn untrack_upload(&self, upload_id: &str) {
         self.open_uploads().retain(|u| u.upload_id != upload_id);
     }
 
     /// The multipart uploads still open.
-    pub fn still_open(&self) -> Vec<OpenUpload> {
+    pub(crate) fn still_open(&self) -> Vec<OpenUpload> {
         self.open_uploads().clone()
     }
 
     /// Cancel on the first SIGTERM or SIGINT; returns the signal's name through `on_signal`.
     /// A second signal calls `on_second` and exits the process with `exit_code` at once.
-    pub fn listen_for_signals(
+    pub(crate) fn listen_for_signals(
         &self,
         exit_code: u8,
         on_signal: impl Fn(&'static str) + Send + 'static,

@@ -11,11 +11,11 @@ use flate2::GzBuilder;
 
 /// Files smaller than this are not compressed: the saving would not pay for the decoding,
 /// and CloudFront itself does not compress objects below 1,000 bytes.
-pub const MIN_SIZE: u64 = 1024;
+pub(crate) const MIN_SIZE: u64 = 1024;
 /// Files larger than this are uploaded uncompressed: compression runs in memory, and text
 /// assets this large are rare. The uploads of compressed files in flight share a memory
 /// budget (`execute::COMPRESS_MEMORY_MIB`), whatever `MAX_CONCURRENCY` is.
-pub const MAX_SIZE: u64 = 16 * 1024 * 1024;
+pub(crate) const MAX_SIZE: u64 = 16 * 1024 * 1024;
 /// gzip level 9: the smallest output; deterministic for a given flate2 backend.
 const GZIP_LEVEL: u32 = 9;
 /// brotli quality 9 with a 4 MiB window: within a few percent of quality 11's size at a
@@ -27,14 +27,14 @@ const BROTLI_LG_WINDOW: u32 = 22;
 /// A compression a rule asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Compression {
+pub(crate) enum Compression {
     Gzip,
     Br,
 }
 
 impl Compression {
     /// From the rule's `compress` value.
-    pub fn parse(s: &str) -> Option<Compression> {
+    pub(crate) fn parse(s: &str) -> Option<Compression> {
         match s {
             "gzip" => Some(Compression::Gzip),
             "br" => Some(Compression::Br),
@@ -43,7 +43,7 @@ impl Compression {
     }
 
     /// The `Content-Encoding` value.
-    pub fn encoding(self) -> &'static str {
+    pub(crate) fn encoding(self) -> &'static str {
         match self {
             Compression::Gzip => "gzip",
             Compression::Br => "br",
@@ -52,7 +52,7 @@ impl Compression {
 }
 
 /// Compress `data` deterministically.
-pub fn compress(data: &[u8], c: Compression) -> std::io::Result<Vec<u8>> {
+pub(crate) fn compress(data: &[u8], c: Compression) -> std::io::Result<Vec<u8>> {
     match c {
         Compression::Gzip => {
             let mut enc = GzBuilder::new()
@@ -80,7 +80,10 @@ pub fn compress(data: &[u8], c: Compression) -> std::io::Result<Vec<u8>> {
 
 /// Compress a file when it is worth it: `None` when it is outside [MIN_SIZE, MAX_SIZE] or
 /// compression does not make it smaller.
-pub fn compress_file(path: &std::path::Path, c: Compression) -> std::io::Result<Option<Vec<u8>>> {
+pub(crate) fn compress_file(
+    path: &std::path::Path,
+    c: Compression,
+) -> std::io::Result<Option<Vec<u8>>> {
     let meta = std::fs::metadata(path)?;
     if meta.len() < MIN_SIZE || meta.len() > MAX_SIZE {
         return Ok(None);

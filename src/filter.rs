@@ -51,7 +51,7 @@ use globset::{Candidate, GlobBuilder, GlobMatcher};
 
 /// Whether a matching filter includes or excludes the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FilterKind {
+pub(crate) enum FilterKind {
     /// `--include PATTERN`
     Include,
     /// `--exclude PATTERN`
@@ -60,16 +60,17 @@ pub enum FilterKind {
 
 /// One `--include` / `--exclude` filter, as written by the user.
 #[derive(Clone, Debug)]
-pub struct FilterRule {
-    pub kind: FilterKind,
-    pub pattern: String,
+pub(crate) struct FilterRule {
+    pub(crate) kind: FilterKind,
+    pub(crate) pattern: String,
 }
 
 impl FilterRule {
     /// True when the pattern starts with `/`. Such a pattern never matches
     /// (paths are relative to the root), whereas aws-cli would match it
     /// against the absolute local path; worth a warning in config validation.
-    pub fn is_absolute(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_absolute(&self) -> bool {
         self.pattern.starts_with('/')
     }
 }
@@ -77,20 +78,20 @@ impl FilterRule {
 /// A pattern that cannot be compiled.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid filter pattern {pattern:?}: {reason}")]
-pub struct FilterError {
-    pub pattern: String,
-    pub reason: String,
+pub(crate) struct FilterError {
+    pub(crate) pattern: String,
+    pub(crate) reason: String,
 }
 
 /// One pattern with the filters' aws-cli semantics, for matching rather than filtering
 /// (e.g. the header rules' `pattern`).
 #[derive(Clone, Debug)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     inner: Filters,
 }
 
 impl Pattern {
-    pub fn new(pattern: &str) -> Result<Pattern, FilterError> {
+    pub(crate) fn new(pattern: &str) -> Result<Pattern, FilterError> {
         Ok(Pattern {
             inner: Filters::new(&[FilterRule {
                 kind: FilterKind::Include,
@@ -100,14 +101,14 @@ impl Pattern {
     }
 
     /// True when the pattern matches the whole relative path.
-    pub fn is_match(&self, rel_path: &str) -> bool {
+    pub(crate) fn is_match(&self, rel_path: &str) -> bool {
         self.inner.last_match(rel_path).is_some()
     }
 }
 
 /// Compiled filters; an empty (default) value includes everything.
 #[derive(Clone, Debug, Default)]
-pub struct Filters {
+pub(crate) struct Filters {
     rules: Vec<CompiledRule>,
     /// Equivalence classes of non-ASCII characters for `char_sensitive` rules.
     alphabet: Alphabet,
@@ -125,7 +126,7 @@ struct CompiledRule {
 
 impl Filters {
     /// Compiles the rules, in order (later rules win).
-    pub fn new(rules: &[FilterRule]) -> Result<Filters, FilterError> {
+    pub(crate) fn new(rules: &[FilterRule]) -> Result<Filters, FilterError> {
         let parsed = rules
             .iter()
             .map(|rule| {
@@ -165,7 +166,7 @@ impl Filters {
 
     /// True when the relative path (with `/` separators, no leading slash)
     /// survives the filters.
-    pub fn is_included(&self, rel_path: &str) -> bool {
+    pub(crate) fn is_included(&self, rel_path: &str) -> bool {
         self.last_match(rel_path)
             .is_none_or(|kind| kind == FilterKind::Include)
     }
@@ -195,11 +196,6 @@ impl Filters {
             }
         }
         None
-    }
-
-    /// True when there are no filters at all.
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
     }
 }
 

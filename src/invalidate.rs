@@ -28,7 +28,7 @@ const POLL_EVERY: Duration = Duration::from_secs(5);
 
 /// Errors of this stage, each with its fix.
 #[derive(Debug, thiserror::Error)]
-pub enum InvalidateError {
+pub(crate) enum InvalidateError {
     #[error(
         "CloudFront distribution {0} does not exist: check DISTRIBUTION_ID (the ID from the CloudFront console, such as E2QWRUHEXAMPLE, not the domain name)"
     )]
@@ -64,17 +64,17 @@ pub enum InvalidateError {
 
 /// One invalidation made (or, in a dry run, planned).
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Invalidation {
-    pub distribution_id: String,
-    pub invalidation_id: Option<String>,
-    pub status: Option<String>,
-    pub caller_reference: String,
-    pub paths: Vec<String>,
+pub(crate) struct Invalidation {
+    pub(crate) distribution_id: String,
+    pub(crate) invalidation_id: Option<String>,
+    pub(crate) status: Option<String>,
+    pub(crate) caller_reference: String,
+    pub(crate) paths: Vec<String>,
 }
 
 /// `/a b/é.html` → `/a%20b/%C3%A9.html`: CloudFront wants RFC 1738 unsafe characters and
 /// non-ASCII bytes percent-encoded, and nothing else. A trailing `*` stays a wildcard.
-pub fn encode_path(path: &str) -> String {
+pub(crate) fn encode_path(path: &str) -> String {
     let (body, star) = match path.strip_suffix('*') {
         Some(b) => (b, "*"),
         None => (path, ""),
@@ -110,7 +110,7 @@ const CLOUDFRONT_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
 /// The paths for the keys the sync changed (relative to the S3 prefix), below `path_prefix`
 /// (starts and ends with `/`). A key ending in `index.html` also invalidates its folder, with
 /// and without the trailing slash. Sorted, deduplicated, not yet encoded.
-pub fn changed_paths<'a>(
+pub(crate) fn changed_paths<'a>(
     rel_keys: impl IntoIterator<Item = &'a str>,
     path_prefix: &str,
 ) -> Vec<String> {
@@ -164,7 +164,7 @@ fn dedupe_covered(paths: BTreeSet<String>) -> BTreeSet<String> {
 
 /// Collapse `paths` into at most `max` paths by replacing the most crowded folders with
 /// wildcards (`/assets/*`), deepest first on ties, ending at `/*`. Pure.
-pub fn collapse(paths: &[String], max: usize) -> Vec<String> {
+pub(crate) fn collapse(paths: &[String], max: usize) -> Vec<String> {
     let mut set: BTreeSet<String> = paths.iter().cloned().collect();
     while set.len() > max.max(1) {
         // Group the current entries by their parent folder.
@@ -201,7 +201,7 @@ pub fn collapse(paths: &[String], max: usize) -> Vec<String> {
 }
 
 /// A CallerReference that is the same for the same distribution, run and paths.
-pub fn caller_reference(distribution: &str, run_id: &str, paths: &[String]) -> String {
+pub(crate) fn caller_reference(distribution: &str, run_id: &str, paths: &[String]) -> String {
     let mut h = Md5::new();
     for p in paths {
         h.update(p.as_bytes());
@@ -214,7 +214,10 @@ pub fn caller_reference(distribution: &str, run_id: &str, paths: &[String]) -> S
 }
 
 /// Decide the paths to invalidate; `None` when `changed` found nothing.
-pub fn paths_for(cfg: &InvalidationConfig, changed_rel: Option<Vec<&str>>) -> Option<Vec<String>> {
+pub(crate) fn paths_for(
+    cfg: &InvalidationConfig,
+    changed_rel: Option<Vec<&str>>,
+) -> Option<Vec<String>> {
     let raw = match &cfg.paths {
         PathsSpec::Explicit(p) => p.clone(),
         PathsSpec::Changed => {
@@ -230,7 +233,7 @@ pub fn paths_for(cfg: &InvalidationConfig, changed_rel: Option<Vec<&str>>) -> Op
 }
 
 /// Create the invalidation on every distribution, and wait if asked.
-pub async fn run(
+pub(crate) async fn run(
     sdk: &SdkConfig,
     cfg: &InvalidationConfig,
     paths: &[String],

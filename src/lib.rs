@@ -7,23 +7,23 @@
 
 #![deny(clippy::unwrap_used)]
 
-pub mod cancel;
-pub mod compress;
+mod cancel;
+mod compress;
 pub mod config;
-pub mod credentials;
-pub mod filter;
-pub mod invalidate;
+mod credentials;
+mod filter;
+mod invalidate;
 pub mod jwt;
-pub mod network;
-pub mod output;
-pub mod release;
-pub mod report;
-pub mod rollback;
-pub mod s3;
+mod network;
+mod output;
+mod release;
+mod report;
+mod rollback;
+mod s3;
 mod summary;
-pub mod sync;
+mod sync;
 
-use config::{Config, ConfigError, Env};
+use config::{Config, ConfigError, Env, Job};
 use output::{Output, Redactor};
 
 /// Exit code: success.
@@ -201,64 +201,90 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
             return ended.fail(out, code, e.to_string());
         }
     };
-    match (&config.mode, &config.sync) {
-        (config::Mode::ListReleases, Some(sync_cfg)) => {
-            return list_releases(&sdk, sync_cfg, out, ended).await;
+    match &config.job {
+        Job::ListReleases(sync_cfg) => list_releases(&sdk, sync_cfg, out, ended).await,
+        Job::Rollback(sync_cfg, target) => {
+            rollback(&sdk, config, sync_cfg, target, out, cancel, ended).await;
         }
-        (config::Mode::Rollback(target), Some(sync_cfg)) => {
-            return rollback(&sdk, config, sync_cfg, target, out, cancel, ended).await;
-        }
-        _ => {}
-    }
-    let mut failed = false;
-    if let Some(sync_cfg) = &config.sync {
-        let run = cancel
-            .bounded(sync::run(&sdk, sync_cfg, config.dry_run, out, cancel))
-            .await;
-        summary::report_open_uploads(out, cancel);
-        let Some(run) = run else {
-            return interrupted(out, cancel, ended);
-        };
-        match run {
-            Ok(mut outcome) => {
-                // Skipped files fail the step, but only once everything else is done (the
-                // invalidation below still runs), as aws-cli's exit code 2 does.
-                let skipped_fail = !outcome.skipped.is_empty() && !sync_cfg.allow_skipped_files;
-                failed |= !outcome.failures.is_empty() || skipped_fail;
-                let draft = outcome.release.take();
-                // Recorded before the summary, so that the ✔ (or ✖) line ends the sync, and
-                // before the invalidation: a failure here fails the step, but the bucket
-                // changed, so the invalidation still runs.
-                if let Some(draft) = draft.filter(|_| !failed) {
-                    match cancel
-                        .bounded(release::record::record(draft, release::now_secs(), out))
-                        .await
-                    {
-                        None => {
-                            ended.sync = Some(outcome);
-                            return interrupted(out, cancel, ended);
-                        }
-                        Some(Ok(r)) => {
-                            summary::report_release(out, sync_cfg, &r);
-                            ended.release = Some(r);
-                        }
-                        Some(Err(e)) => {
-                            let msg = format!(
-                                "the deploy succeeded but its release was not recorded: {e}"
-                            );
-                            out.fail(&msg);
-                            ended.error = Some(msg);
-                            failed = true;
-                        }
-                    }
-                }
-                summary::report_sync(out, &outcome, skipped_fail);
-                ended.sync = Some(outcome);
+        Job::Deploy(sync_cfg) => {
+            if let Some(failed) = deploy(&sdk, config, sync_cfg, out, cancel, ended).await {
+                invalidate_after(&sdk, config, failed, out, cancel, ended).await;
             }
-            Err(e) => return ended.fail(out, EXIT_FAILED, e.to_string()),
+        }
+        Job::InvalidateOnly => invalidate_after(&sdk, config, false, out, cancel, ended).await,
+    }
+}
+
+/// The sync, and the release it records. `None` when it ended the run (`ended` says how);
+/// otherwise whether the step fails once the invalidation has run.
+async fn deploy(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    sync_cfg: &config::SyncConfig,
+    out: &Output,
+    cancel: &cancel::Cancel,
+    ended: &mut Ended,
+) -> Option<bool> {
+    let run = cancel
+        .bounded(sync::run(sdk, sync_cfg, config.dry_run, out, cancel))
+        .await;
+    summary::report_open_uploads(out, cancel);
+    let Some(run) = run else {
+        interrupted(out, cancel, ended);
+        return None;
+    };
+    let mut outcome = match run {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            ended.fail(out, EXIT_FAILED, e.to_string());
+            return None;
+        }
+    };
+    // Skipped files fail the step, but only once everything else is done (the invalidation
+    // still runs), as aws-cli's exit code 2 does.
+    let skipped_fail = !outcome.skipped.is_empty() && !sync_cfg.allow_skipped_files;
+    let mut failed = !outcome.failures.is_empty() || skipped_fail;
+    let draft = outcome.release.take();
+    // Recorded before the summary, so that the ✔ (or ✖) line ends the sync, and before the
+    // invalidation: a failure here fails the step, but the bucket changed, so the invalidation
+    // still runs.
+    if let Some(draft) = draft.filter(|_| !failed) {
+        match cancel
+            .bounded(release::record::record(draft, release::now_secs(), out))
+            .await
+        {
+            None => {
+                ended.sync = Some(outcome);
+                interrupted(out, cancel, ended);
+                return None;
+            }
+            Some(Ok(r)) => {
+                summary::report_release(out, sync_cfg, &r);
+                ended.release = Some(r);
+            }
+            Some(Err(e)) => {
+                let msg = format!("the deploy succeeded but its release was not recorded: {e}");
+                out.fail(&msg);
+                ended.error = Some(msg);
+                failed = true;
+            }
         }
     }
+    summary::report_sync(out, &outcome, skipped_fail);
+    ended.sync = Some(outcome);
+    Some(failed)
+}
 
+/// After a deploy (or with nothing to sync): invalidate what changed, then end with the
+/// deploy's failure, if it failed.
+async fn invalidate_after(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    failed: bool,
+    out: &Output,
+    cancel: &cancel::Cancel,
+    ended: &mut Ended,
+) {
     if cancel.is_cancelled() {
         ended.fail(
             out,
@@ -276,7 +302,7 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
             .map(|k| k.strip_prefix(o.prefix.as_str()).unwrap_or(k).to_string())
             .collect()
     });
-    if !invalidate_stage(&sdk, config, changed, out, cancel, ended).await {
+    if !invalidate_stage(sdk, config, changed, out, cancel, ended).await {
         return;
     }
     if failed {

@@ -45,28 +45,28 @@ use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 
 /// What a user with no credentials at all reads: every source the pipe tried, and what to set.
-pub const NO_CREDENTIALS: &str = "no AWS credentials found: the pipe tried OpenID Connect (AWS_OIDC_ROLE_ARN, with \"oidc: true\" on the step), access keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and the AWS chain (environment, profile, container and instance roles). Set AWS_OIDC_ROLE_ARN and add \"oidc: true\" to the step (recommended), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secured variables";
+pub(crate) const NO_CREDENTIALS: &str = "no AWS credentials found: the pipe tried OpenID Connect (AWS_OIDC_ROLE_ARN, with \"oidc: true\" on the step), access keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and the AWS chain (environment, profile, container and instance roles). Set AWS_OIDC_ROLE_ARN and add \"oidc: true\" to the step (recommended), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as secured variables";
 
 /// Default `READ_TIMEOUT`: seconds without progress before an attempt is abandoned and retried.
 /// aws-cli waits 60 s; in CI a hang costs build minutes and blocks the next deploy, and a
 /// healthy S3 connection is never silent for this long (S3 sends whitespace while it works on
 /// long requests), so 30 s detects a stall within the bound with a wide margin.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `CONNECT_TIMEOUT`: TCP connect plus TLS handshake. The SDK's own default is 3.1 s,
 /// short for a first handshake from a busy CI runner; aws-cli waits 60 s. A refused or
 /// unresolvable endpoint fails at once whatever this is.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The timeouts in force: `None` means no timeout (the user set 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    pub read: Option<Duration>,
-    pub connect: Option<Duration>,
+pub(crate) struct Timeouts {
+    pub(crate) read: Option<Duration>,
+    pub(crate) connect: Option<Duration>,
 }
 
 impl Timeouts {
     /// From the configured values (`None`: default; zero: none).
-    pub fn new(read: Option<Duration>, connect: Option<Duration>) -> Timeouts {
+    pub(crate) fn new(read: Option<Duration>, connect: Option<Duration>) -> Timeouts {
         let pick = |v: Option<Duration>, default| match v {
             None => Some(default),
             Some(d) if d.is_zero() => None,
@@ -79,7 +79,7 @@ impl Timeouts {
     }
 
     /// The SDK timeout settings that go with the guard: connect only.
-    pub fn sdk_config(&self) -> aws_smithy_types::timeout::TimeoutConfig {
+    pub(crate) fn sdk_config(&self) -> aws_smithy_types::timeout::TimeoutConfig {
         let t = aws_smithy_types::timeout::TimeoutConfig::builder().disable_read_timeout();
         match self.connect {
             Some(d) => t.connect_timeout(d),
@@ -91,7 +91,7 @@ impl Timeouts {
 
 /// The SDK's hyper 1 + rustls client (as its default: proxy from `HTTPS_PROXY` & co), trusting
 /// `ca_pem` only when given (`--ca-bundle`), wrapped in the stall guard.
-pub fn http_client(timeouts: Timeouts, ca_pem: Option<Vec<u8>>) -> SharedHttpClient {
+pub(crate) fn http_client(timeouts: Timeouts, ca_pem: Option<Vec<u8>>) -> SharedHttpClient {
     use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig, tls};
     let context = ca_pem.and_then(|pem| {
         tls::TlsContext::builder()
@@ -123,7 +123,7 @@ pub fn http_client(timeouts: Timeouts, ca_pem: Option<Vec<u8>>) -> SharedHttpCli
 
 /// Wraps an HTTP client: no progress for `timeouts.read` fails the attempt (see module docs).
 #[derive(Debug, Clone)]
-pub struct StallGuard {
+pub(crate) struct StallGuard {
     inner: SharedHttpClient,
     timeouts: Timeouts,
 }
@@ -175,7 +175,7 @@ impl Progress {
 #[error(
     "no data sent or received for {0} s (READ_TIMEOUT): the connection stalled; the request is retried"
 )]
-pub struct Stalled(u64);
+pub(crate) struct Stalled(u64);
 
 impl HttpConnector for GuardedConnector {
     fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
@@ -374,7 +374,7 @@ fn is_certificate_error(err: &(dyn StdError + 'static)) -> bool {
 
 /// The error and its causes on one line, `a: b: c`, without repeats and without any `Debug`
 /// text (what `DisplayErrorContext` appends).
-pub fn chain_text(err: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain_text(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for e in chain(err) {
         let t = e.to_string();
@@ -388,7 +388,7 @@ pub fn chain_text(err: &(dyn StdError + 'static)) -> String {
 /// One readable line for a request that got no answer (`None` when the error is something
 /// else): connection refused, unknown host, TLS trust, stall or connect timeout, missing
 /// credentials. Names the endpoint the request went to, as the user can fix it.
-pub fn explain_dispatch_failure(err: &(dyn StdError + 'static)) -> Option<String> {
+pub(crate) fn explain_dispatch_failure(err: &(dyn StdError + 'static)) -> Option<String> {
     let endpoint = chain(err)
         .find_map(|e| e.downcast_ref::<AtEndpoint>())
         .map_or("the AWS endpoint", |a| a.endpoint.as_str());

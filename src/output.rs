@@ -14,13 +14,13 @@ const RESET: &str = "\x1b[0m";
 
 /// Secrets that must never be printed, shared by [`Output`] and the tracing writer.
 #[derive(Clone, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     secrets: Arc<RwLock<Vec<String>>>,
 }
 
 impl Redactor {
     /// Register a secret. Short strings are ignored: they would mangle ordinary text.
-    pub fn add(&self, secret: &str) {
+    pub(crate) fn add(&self, secret: &str) {
         if secret.len() < 8 {
             return;
         }
@@ -36,7 +36,7 @@ impl Redactor {
     }
 
     /// The text with every secret replaced by `***`.
-    pub fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         let Ok(secrets) = self.secrets.read() else {
             return text.to_string();
         };
@@ -52,7 +52,7 @@ impl Redactor {
 
 /// Prints pipe-style lines.
 #[derive(Clone)]
-pub struct Output {
+pub(crate) struct Output {
     color_out: bool,
     color_err: bool,
     redactor: Redactor,
@@ -60,7 +60,7 @@ pub struct Output {
 
 impl Output {
     /// `color` is false when NO_COLOR is set; terminals are detected here.
-    pub fn new(color: bool, redactor: Redactor) -> Self {
+    pub(crate) fn new(color: bool, redactor: Redactor) -> Self {
         Output {
             color_out: color && std::io::stdout().is_terminal(),
             color_err: color && std::io::stderr().is_terminal(),
@@ -69,7 +69,7 @@ impl Output {
     }
 
     /// Register a secret discovered at run time (e.g. STS-issued keys).
-    pub fn add_secret(&self, secret: &str) {
+    pub(crate) fn add_secret(&self, secret: &str) {
         self.redactor.add(secret);
     }
 
@@ -87,12 +87,12 @@ impl Output {
     }
 
     /// `INFO: …`
-    pub fn info(&self, msg: impl AsRef<str>) {
+    pub(crate) fn info(&self, msg: impl AsRef<str>) {
         self.write_out(&format!("INFO: {}", msg.as_ref()));
     }
 
     /// `WARNING: …` (yellow).
-    pub fn warn(&self, msg: impl AsRef<str>) {
+    pub(crate) fn warn(&self, msg: impl AsRef<str>) {
         let (c, r) = if self.color_err {
             (YELLOW, RESET)
         } else {
@@ -102,7 +102,7 @@ impl Output {
     }
 
     /// A green `✔ …`.
-    pub fn success(&self, msg: impl AsRef<str>) {
+    pub(crate) fn success(&self, msg: impl AsRef<str>) {
         let (c, r) = if self.color_out {
             (GREEN, RESET)
         } else {
@@ -112,7 +112,7 @@ impl Output {
     }
 
     /// A red `✖ …` on standard error.
-    pub fn fail(&self, msg: impl AsRef<str>) {
+    pub(crate) fn fail(&self, msg: impl AsRef<str>) {
         let (c, r) = if self.color_err {
             (RED, RESET)
         } else {
@@ -122,12 +122,12 @@ impl Output {
     }
 
     /// A plain line, such as aws-cli's `upload: a to s3://b/a`.
-    pub fn line(&self, msg: impl AsRef<str>) {
+    pub(crate) fn line(&self, msg: impl AsRef<str>) {
         self.write_out(msg.as_ref());
     }
 
     /// A plain error line on standard error, such as aws-cli's `upload failed: …`.
-    pub fn error_line(&self, msg: impl AsRef<str>) {
+    pub(crate) fn error_line(&self, msg: impl AsRef<str>) {
         self.write_err(msg.as_ref());
     }
 }
@@ -152,7 +152,7 @@ impl Write for RedactingStderr {
 ///
 /// `aws_sigv4` stays quiet even then: at debug it prints canonical requests, which carry the
 /// session token header.
-pub fn init_tracing(debug: bool, color: bool, redactor: Redactor) {
+pub(crate) fn init_tracing(debug: bool, color: bool, redactor: Redactor) {
     let filter = if debug {
         "s3_deploy_pipe=debug,aws_config=debug,aws_smithy_runtime=debug,aws_sdk_s3=debug,aws_sdk_sts=debug,aws_sdk_cloudfront=debug,aws_sigv4=warn,warn"
     } else {

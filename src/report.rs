@@ -12,67 +12,67 @@ use crate::sync::SyncOutcome;
 
 /// Version of the report's schema. 2: `error`; `failed[].key` can be `null`; written for
 /// every run, also one that ends early. 3: `release`, `rollback`, `sync.grace`.
-pub const SCHEMA: u32 = 3;
+pub(crate) const SCHEMA: u32 = 3;
 
 #[derive(Debug, Serialize)]
-pub struct Report<'a> {
-    pub schema: u32,
-    pub pipe_version: &'static str,
-    pub success: bool,
-    pub exit_code: u8,
+pub(crate) struct Report<'a> {
+    pub(crate) schema: u32,
+    pub(crate) pipe_version: &'static str,
+    pub(crate) success: bool,
+    pub(crate) exit_code: u8,
     /// What ended the run, when it failed: the `✖` line (configuration problems one per line).
-    pub error: Option<&'a str>,
-    pub dry_run: bool,
-    pub sync: Option<SyncReport<'a>>,
-    pub invalidations: &'a [Invalidation],
+    pub(crate) error: Option<&'a str>,
+    pub(crate) dry_run: bool,
+    pub(crate) sync: Option<SyncReport<'a>>,
+    pub(crate) invalidations: &'a [Invalidation],
     /// Why no invalidation was made, when none was.
-    pub invalidation_skipped: Option<&'a str>,
+    pub(crate) invalidation_skipped: Option<&'a str>,
     /// The release this run recorded.
-    pub release: Option<&'a crate::release::record::Recorded>,
+    pub(crate) release: Option<&'a crate::release::record::Recorded>,
     /// What a `ROLLBACK` run restored.
-    pub rollback: Option<&'a crate::rollback::RollbackOutcome>,
+    pub(crate) rollback: Option<&'a crate::rollback::RollbackOutcome>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct SyncReport<'a> {
-    pub target: String,
-    pub bucket: &'a str,
-    pub prefix: &'a str,
-    pub counts: Counts,
-    pub bytes: u64,
+pub(crate) struct SyncReport<'a> {
+    pub(crate) target: String,
+    pub(crate) bucket: &'a str,
+    pub(crate) prefix: &'a str,
+    pub(crate) counts: Counts,
+    pub(crate) bytes: u64,
     /// Bytes not sent thanks to precompression.
-    pub compression_saved_bytes: u64,
-    pub seconds: f64,
-    pub uploaded: &'a [String],
-    pub reheadered: &'a [String],
-    pub deleted: &'a [String],
-    pub failed: Vec<Failed<'a>>,
+    pub(crate) compression_saved_bytes: u64,
+    pub(crate) seconds: f64,
+    pub(crate) uploaded: &'a [String],
+    pub(crate) reheadered: &'a [String],
+    pub(crate) deleted: &'a [String],
+    pub(crate) failed: Vec<Failed<'a>>,
     /// Local files and folders that were skipped, or deployed with a warning (an invalid
     /// modification time), relative to LOCAL_PATH.
-    pub skipped: &'a [crate::sync::local::SkippedFile],
+    pub(crate) skipped: &'a [crate::sync::local::SkippedFile],
     /// The delete grace period's counts, with `DELETE_GRACE`.
-    pub grace: Option<&'a crate::release::grace::GraceSummary>,
+    pub(crate) grace: Option<&'a crate::release::grace::GraceSummary>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Counts {
-    pub uploaded: usize,
-    pub reheadered: usize,
-    pub unchanged: usize,
-    pub deleted: usize,
-    pub failed: usize,
-    pub not_md5_etags: usize,
+pub(crate) struct Counts {
+    pub(crate) uploaded: usize,
+    pub(crate) reheadered: usize,
+    pub(crate) unchanged: usize,
+    pub(crate) deleted: usize,
+    pub(crate) failed: usize,
+    pub(crate) not_md5_etags: usize,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Failed<'a> {
+pub(crate) struct Failed<'a> {
     /// The full S3 key; `null` for a failure that is not about one object.
-    pub key: Option<String>,
-    pub error: &'a str,
+    pub(crate) key: Option<String>,
+    pub(crate) error: &'a str,
 }
 
 impl<'a> SyncReport<'a> {
-    pub fn from_outcome(o: &'a SyncOutcome) -> Self {
+    pub(crate) fn from_outcome(o: &'a SyncOutcome) -> Self {
         SyncReport {
             target: format!("s3://{}/{}", o.bucket, o.prefix),
             bucket: &o.bucket,
@@ -106,7 +106,7 @@ impl<'a> SyncReport<'a> {
 }
 
 /// Write the report as pretty JSON, creating the folder.
-pub fn write(path: &Path, report: &Report<'_>) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, report: &Report<'_>) -> std::io::Result<()> {
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()
     {

@@ -29,24 +29,24 @@ const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 
 /// One key to restore.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Restore {
+pub(crate) struct Restore {
     /// Index into the manifest's objects.
-    pub entry: usize,
-    pub html: bool,
+    pub(crate) entry: usize,
+    pub(crate) html: bool,
 }
 
 /// What a rollback does. Pure output of [`plan`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RollbackPlan {
+pub(crate) struct RollbackPlan {
     /// Non-HTML first, then HTML; by key within each.
-    pub restores: Vec<Restore>,
-    pub unchanged: usize,
+    pub(crate) restores: Vec<Restore>,
+    pub(crate) unchanged: usize,
     /// Live keys the release did not have (relative, sorted).
-    pub delete_candidates: Vec<String>,
+    pub(crate) delete_candidates: Vec<String>,
 }
 
 /// The release to restore: `previous` is the one before the live (last recorded) one.
-pub fn choose<'a>(state: &'a State, target: &RollbackTarget) -> Result<&'a Release, String> {
+pub(crate) fn choose<'a>(state: &'a State, target: &RollbackTarget) -> Result<&'a Release, String> {
     let Some(live) = state.releases.last() else {
         return Err("no release is recorded for this prefix: deploy it with this pipe first (with bucket versioning enabled), then a later deploy can be rolled back".to_string());
     };
@@ -74,7 +74,7 @@ pub fn choose<'a>(state: &'a State, target: &RollbackTarget) -> Result<&'a Relea
 /// Compare the release's manifest with the prefix now. Pure. Refuses a release that cannot be
 /// restored exactly: a key without a VersionId, a version that no longer exists, an object
 /// larger than one CopyObject can copy.
-pub fn plan(
+pub(crate) fn plan(
     manifest: &Manifest,
     current: &[RemoteObject],
     versions: &AllVersions,
@@ -132,31 +132,31 @@ pub fn plan(
 
 /// What the rollback did (or, in a dry run, would do).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct RollbackOutcome {
-    pub bucket: String,
-    pub prefix: String,
+pub(crate) struct RollbackOutcome {
+    pub(crate) bucket: String,
+    pub(crate) prefix: String,
     /// The live release before the rollback.
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// The release restored.
-    pub to: String,
+    pub(crate) to: String,
     /// Full keys restored from their recorded versions.
-    pub restored: Vec<String>,
+    pub(crate) restored: Vec<String>,
     /// Full keys deleted (the release did not have them).
-    pub deleted: Vec<String>,
-    pub unchanged: usize,
+    pub(crate) deleted: Vec<String>,
+    pub(crate) unchanged: usize,
     /// (full key, message) of every failed operation.
-    pub failed: Vec<(String, String)>,
-    pub grace: Option<GraceSummary>,
-    pub dry_run: bool,
-    pub seconds: f64,
+    pub(crate) failed: Vec<(String, String)>,
+    pub(crate) grace: Option<GraceSummary>,
+    pub(crate) dry_run: bool,
+    pub(crate) seconds: f64,
     /// To record, when it succeeded.
     #[serde(skip)]
-    pub release: Option<Draft>,
+    pub(crate) release: Option<Draft>,
 }
 
 impl RollbackOutcome {
     /// Keys whose content changed, relative to the prefix: what `PATHS=changed` invalidates.
-    pub fn changed_rel(&self) -> Vec<&str> {
+    pub(crate) fn changed_rel(&self) -> Vec<&str> {
         self.restored
             .iter()
             .chain(&self.deleted)
@@ -167,7 +167,7 @@ impl RollbackOutcome {
 
 /// Errors that stop a rollback. `Refused` and `Guard` come before anything is written.
 #[derive(Debug, thiserror::Error)]
-pub enum RollbackError {
+pub(crate) enum RollbackError {
     #[error("{0}")]
     Refused(String),
     #[error(transparent)]
@@ -186,7 +186,7 @@ fn versioning_refusal(bucket: &str) -> String {
 
 /// A writer for the bucket (in the bucket's region, which S3 names when asked in another) and
 /// the bucket's versioning, or why it cannot be read.
-pub async fn connect(
+pub(crate) async fn connect(
     sdk: &SdkConfig,
     cfg: &SyncConfig,
     out: &Output,
@@ -223,7 +223,7 @@ pub async fn connect(
 }
 
 /// Run a rollback.
-pub async fn run(
+pub(crate) async fn run(
     sdk: &SdkConfig,
     cfg: &SyncConfig,
     target: &RollbackTarget,

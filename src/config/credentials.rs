@@ -10,7 +10,7 @@ const MAX_SESSION_DURATION: u32 = 43_200;
 const DEFAULT_SESSION_DURATION: u32 = 3600;
 
 #[derive(Debug, Clone)]
-pub enum CredentialSource {
+pub(crate) enum CredentialSource {
     /// Bitbucket OIDC: trade the step's token with STS AssumeRoleWithWebIdentity.
     Oidc {
         role_arn: String,

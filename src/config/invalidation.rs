@@ -14,7 +14,7 @@ const DEFAULT_WAIT_TIMEOUT_SECS: u64 = 600;
 
 /// Which paths to invalidate.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathsSpec {
+pub(crate) enum PathsSpec {
     /// Exactly these paths (already validated; not yet URL-encoded).
     Explicit(Vec<String>),
     /// The keys the sync uploaded, re-headered or deleted.
@@ -23,14 +23,14 @@ pub enum PathsSpec {
 
 /// The CloudFront invalidation job.
 #[derive(Debug, Clone)]
-pub struct InvalidationConfig {
-    pub distribution_ids: Vec<String>,
-    pub paths: PathsSpec,
+pub(crate) struct InvalidationConfig {
+    pub(crate) distribution_ids: Vec<String>,
+    pub(crate) paths: PathsSpec,
     /// The CloudFront path that the S3 key prefix maps to; starts and ends with `/`.
-    pub invalidation_prefix: String,
-    pub max_paths: usize,
-    pub wait: bool,
-    pub wait_timeout: Duration,
+    pub(crate) invalidation_prefix: String,
+    pub(crate) max_paths: usize,
+    pub(crate) wait: bool,
+    pub(crate) wait_timeout: Duration,
 }
 
 /// CloudFront distribution IDs are upper-case letters and digits.

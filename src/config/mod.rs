@@ -23,16 +23,15 @@ mod releases;
 mod rules;
 mod sync;
 
-pub use credentials::CredentialSource;
-pub use invalidation::{InvalidationConfig, PathsSpec};
+pub(crate) use credentials::CredentialSource;
+pub(crate) use invalidation::{InvalidationConfig, PathsSpec};
+pub use raw::Env;
 pub(crate) use raw::RawVars;
-pub use raw::{Env, Secret};
+pub(crate) use raw::Secret;
 pub(crate) use releases::STATE_DIR;
-pub use releases::{Mode, ReleaseConfig, RollbackTarget};
-pub use rules::{HeaderRule, HeaderSettings};
-pub use sync::{
-    CompareMode, S3RequestExtras, SseCustomerKey, SymlinkPolicy, SyncConfig, Verbosity,
-};
+pub(crate) use releases::{Mode, RollbackTarget};
+pub(crate) use rules::{HeaderRule, HeaderSettings};
+pub(crate) use sync::{CompareMode, S3RequestExtras, SymlinkPolicy, SyncConfig, Verbosity};
 
 use argparse::parse_extra_args;
 use connection::resolve_connection;
@@ -41,11 +40,11 @@ use invalidation::resolve_invalidation;
 use sync::resolve_sync;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// The variable at fault, as the user sets it.
-    pub variable: String,
+    pub(crate) variable: String,
     /// What is wrong and what to do.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Problem {
@@ -56,7 +55,7 @@ impl fmt::Display for Problem {
 
 /// Errors of this module.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// One or more variables are wrong; each is listed.
     #[error("{} pipe variable(s) are invalid", .0.len())]
     Invalid(Vec<Problem>),
@@ -64,38 +63,67 @@ pub enum ConfigError {
 
 /// The validated configuration of one run.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// `AWS_DEFAULT_REGION` or `AWS_REGION`; `None` means: ask the AWS chain.
-    pub region: Option<String>,
-    pub credentials: CredentialSource,
-    pub sync: Option<SyncConfig>,
-    /// Deploy (the default), roll back, or list the releases.
-    pub mode: Mode,
-    pub invalidation: Option<InvalidationConfig>,
-    pub dry_run: bool,
-    pub debug: bool,
-    pub color: bool,
+    pub(crate) region: Option<String>,
+    pub(crate) credentials: CredentialSource,
+    /// What the run does: deploy, invalidate only, roll back, or list the releases.
+    pub(crate) job: Job,
+    pub(crate) invalidation: Option<InvalidationConfig>,
+    pub(crate) dry_run: bool,
+    pub(crate) debug: bool,
+    pub(crate) color: bool,
     /// Where to write the JSON report, if anywhere.
-    pub report_file: Option<PathBuf>,
+    pub(crate) report_file: Option<PathBuf>,
     /// Identifies this run for idempotent requests (build number or pipeline UUID).
-    pub run_id: Option<String>,
+    pub(crate) run_id: Option<String>,
     /// Warnings found while resolving (printed by the caller).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// Every secret value, so that output can redact it whatever prints it.
-    pub secrets: Vec<Secret>,
+    pub(crate) secrets: Vec<Secret>,
     /// `--ca-bundle`: a PEM file of trusted CAs, instead of `SSL_CERT_FILE` / the system's.
-    pub ca_bundle: Option<PathBuf>,
+    pub(crate) ca_bundle: Option<PathBuf>,
     /// `--profile`: the profile of the AWS configuration files for the default chain.
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// Seconds without data before a request is abandoned and retried; `Some(0)` means none.
-    pub read_timeout: Option<std::time::Duration>,
+    pub(crate) read_timeout: Option<std::time::Duration>,
     /// Seconds to establish a connection; `Some(0)` means none.
-    pub connect_timeout: Option<std::time::Duration>,
+    pub(crate) connect_timeout: Option<std::time::Duration>,
     /// `INFO:` lines about accepted settings that have no effect (printed by the caller).
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
+}
+
+/// What a run does, carrying what that needs.
+#[derive(Debug, Clone)]
+pub(crate) enum Job {
+    /// Sync LOCAL_PATH to the bucket (then invalidate, when a distribution is set).
+    Deploy(SyncConfig),
+    /// No S3_BUCKET: only invalidate CloudFront.
+    InvalidateOnly,
+    /// `ROLLBACK`: restore the prefix to a recorded release, server-side.
+    Rollback(SyncConfig, RollbackTarget),
+    /// `RELEASES=list`: print the recorded releases.
+    ListReleases(SyncConfig),
+}
+
+impl Job {
+    #[cfg(test)]
+    /// The bucket settings, for every job that has a bucket.
+    pub(crate) fn sync(&self) -> Option<&SyncConfig> {
+        match self {
+            Job::Deploy(s) | Job::Rollback(s, _) | Job::ListReleases(s) => Some(s),
+            Job::InvalidateOnly => None,
+        }
+    }
 }
 
 impl Config {
+    #[cfg(test)]
+    /// The bucket settings, for every job that has a bucket.
+    pub(crate) fn sync(&self) -> Option<&SyncConfig> {
+        self.job.sync()
+    }
+
     /// The AWS account ID, when the role ARN tells it (for messages naming ARNs).
     pub(crate) fn account_hint(&self) -> &str {
         match &self.credentials {
@@ -203,7 +231,7 @@ fn list_var(env: &Env, p: &mut Problems, name: &str) -> Option<Vec<String>> {
 
 impl Config {
     /// Read the raw variables with envy and resolve them.
-    pub fn from_env(env: &Env) -> Result<Config, ConfigError> {
+    pub(crate) fn from_env(env: &Env) -> Result<Config, ConfigError> {
         let raw: RawVars = match envy::from_iter(env.vars.clone()) {
             Ok(raw) => raw,
             Err(e) => {
@@ -248,11 +276,24 @@ impl Config {
         if !p.0.is_empty() {
             return Err(ConfigError::Invalid(p.0));
         }
+        let job = match (mode, sync) {
+            (Mode::Deploy, Some(s)) => Job::Deploy(s),
+            (Mode::Deploy, None) => Job::InvalidateOnly,
+            (Mode::Rollback(target), Some(s)) => Job::Rollback(s, target),
+            (Mode::ListReleases, Some(s)) => Job::ListReleases(s),
+            // Refused above (`require_bucket_for_state`); said again rather than assumed.
+            (_, None) => {
+                p.add(
+                    "S3_BUCKET",
+                    "is required for ROLLBACK and RELEASES: set it to the bucket (and prefix) that was deployed",
+                );
+                return Err(ConfigError::Invalid(p.0));
+            }
+        };
         Ok(Config {
             region: connection.region,
             credentials,
-            sync,
-            mode,
+            job,
             invalidation,
             dry_run,
             debug,

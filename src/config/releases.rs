@@ -15,7 +15,7 @@ const MAX_GRACE_SECS: u64 = 3650 * 86_400;
 
 /// What the run does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Sync LOCAL_PATH (the default).
     Deploy,
     /// `ROLLBACK`: restore the prefix to a recorded release, server-side.
@@ -26,7 +26,7 @@ pub enum Mode {
 
 /// Which release `ROLLBACK` restores.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RollbackTarget {
+pub(crate) enum RollbackTarget {
     /// The release before the live one.
     Previous,
     /// A release by its id.
@@ -35,17 +35,17 @@ pub enum RollbackTarget {
 
 /// Where the state lives and what is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReleaseConfig {
+pub(crate) struct ReleaseConfig {
     /// Full key prefix of the state objects, ending in `/`.
-    pub state_prefix: String,
+    pub(crate) state_prefix: String,
     /// Releases kept; 0: none are recorded.
-    pub history: usize,
+    pub(crate) history: usize,
     /// `DELETE_GRACE` in seconds.
-    pub grace_secs: Option<u64>,
+    pub(crate) grace_secs: Option<u64>,
     /// The release id: `BITBUCKET_BUILD_NUMBER`, else a timestamp chosen when it is recorded.
-    pub release_id: Option<String>,
+    pub(crate) release_id: Option<String>,
     /// `BITBUCKET_COMMIT`.
-    pub commit: Option<String>,
+    pub(crate) commit: Option<String>,
 }
 
 impl ReleaseConfig {

@@ -38,39 +38,38 @@ pub(super) const SSE_VALUES: &[&str] = &["AES256", "aws:kms", "aws:kms:dsse"];
 
 /// objects need their headers re-applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HeaderSettings {
-    pub acl: Option<String>,
-    pub storage_class: Option<String>,
-    pub cache_control: Option<String>,
+pub(crate) struct HeaderSettings {
+    pub(crate) acl: Option<String>,
+    pub(crate) storage_class: Option<String>,
+    pub(crate) cache_control: Option<String>,
     /// Normalised to an HTTP date.
-    pub expires: Option<String>,
-    pub content_encoding: Option<String>,
+    pub(crate) expires: Option<String>,
+    pub(crate) content_encoding: Option<String>,
     /// `--content-type`: overrides the guess for every file.
-    pub content_type: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_language: Option<String>,
-    pub metadata: BTreeMap<String, String>,
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
-    pub website_redirect: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) content_disposition: Option<String>,
+    pub(crate) content_language: Option<String>,
+    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) sse: Option<String>,
+    pub(crate) sse_kms_key_id: Option<String>,
+    pub(crate) website_redirect: Option<String>,
     /// Guess Content-Type from the extension (off with `--no-guess-mime-type`).
-    pub guess_mime: bool,
+    pub(crate) guess_mime: bool,
 }
 
 /// A header rule from `RULES` / `RULES_FILE`: the first rule whose pattern matches a file
 /// decides its headers; a field the rule does not set falls back to the global settings.
 #[derive(Debug, Clone)]
-pub struct HeaderRule {
-    pub pattern: String,
-    pub matcher: Pattern,
-    pub cache_control: Option<String>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_disposition: Option<String>,
-    pub metadata: Option<BTreeMap<String, String>>,
-    pub acl: Option<String>,
-    pub storage_class: Option<String>,
-    pub compress: Option<Compression>,
+pub(crate) struct HeaderRule {
+    pub(crate) matcher: Pattern,
+    pub(crate) cache_control: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) content_disposition: Option<String>,
+    pub(crate) metadata: Option<BTreeMap<String, String>>,
+    pub(crate) acl: Option<String>,
+    pub(crate) storage_class: Option<String>,
+    pub(crate) compress: Option<Compression>,
 }
 
 /// One rule as written in YAML.
@@ -166,7 +165,6 @@ fn parse_rules(text: &str, var: &str, p: &mut Problems) -> Vec<HeaderRule> {
         }
         if ok {
             rules.push(HeaderRule {
-                pattern,
                 matcher,
                 cache_control: raw.cache_control,
                 content_type: raw.content_type,

@@ -31,7 +31,7 @@ const MAX_MAX_CONCURRENCY: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum CompareMode {
+pub(crate) enum CompareMode {
     /// Size, then MD5 against the ETag (multipart ETags recomputed). The default.
     Checksum,
     /// aws-cli's default rule: size differs or the local file is newer.
@@ -42,7 +42,7 @@ pub enum CompareMode {
 
 /// Symlink policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SymlinkPolicy {
+pub(crate) enum SymlinkPolicy {
     /// Follow links that stay inside LOCAL_PATH; skip escaping ones with a warning.
     FollowInside,
     /// `FOLLOW_SYMLINKS=true`: follow every link, even outside LOCAL_PATH.
@@ -53,7 +53,7 @@ pub enum SymlinkPolicy {
 
 /// How much the sync prints, as aws-cli's `--only-show-errors` and `--quiet`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verbosity {
+pub(crate) enum Verbosity {
     Quiet,
     OnlyErrors,
     Normal,
@@ -61,51 +61,54 @@ pub enum Verbosity {
 
 /// The S3 sync job.
 #[derive(Debug, Clone)]
-pub struct SyncConfig {
-    pub bucket: String,
+pub(crate) struct SyncConfig {
+    pub(crate) bucket: String,
     /// Key prefix, empty or ending in `/`.
-    pub prefix: String,
-    pub local_path: PathBuf,
+    pub(crate) prefix: String,
+    pub(crate) local_path: PathBuf,
     /// LOCAL_PATH as the user wrote it, for aws-cli style output lines.
-    pub local_display: String,
-    pub delete: bool,
-    pub compare: CompareMode,
-    pub max_concurrency: usize,
-    pub symlinks: SymlinkPolicy,
-    pub filter_rules: Vec<FilterRule>,
-    pub filters: Filters,
-    pub headers: HeaderSettings,
+    pub(crate) local_display: String,
+    pub(crate) delete: bool,
+    pub(crate) compare: CompareMode,
+    pub(crate) max_concurrency: usize,
+    pub(crate) symlinks: SymlinkPolicy,
+    /// The `--include`/`--exclude` rules as written (the config tests read them; the sync
+    /// uses `filters`, compiled from them).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) filter_rules: Vec<FilterRule>,
+    pub(crate) filters: Filters,
+    pub(crate) headers: HeaderSettings,
     /// Per-pattern header rules, first match wins.
-    pub rules: Vec<HeaderRule>,
-    pub max_delete: Option<u64>,
-    pub force_path_style: bool,
-    pub verbosity: Verbosity,
-    pub progress: bool,
+    pub(crate) rules: Vec<HeaderRule>,
+    pub(crate) max_delete: Option<u64>,
+    pub(crate) force_path_style: bool,
+    pub(crate) verbosity: Verbosity,
+    pub(crate) progress: bool,
     /// What EXTRA_ARGS adds to the S3 requests (see `s3::request_extras`).
-    pub request_extras: S3RequestExtras,
+    pub(crate) request_extras: S3RequestExtras,
     /// `ALLOW_SKIPPED_FILES=true`: files that could not be read (or are not files) are warned
     /// about and the step still succeeds. By default they fail it, after everything else is
     /// done (aws-cli exits 2 for them).
-    pub allow_skipped_files: bool,
+    pub(crate) allow_skipped_files: bool,
     /// Releases, the delete grace period and where their state lives.
-    pub releases: ReleaseConfig,
+    pub(crate) releases: ReleaseConfig,
 }
 
 /// Request settings from EXTRA_ARGS that are not object headers.
 #[derive(Debug, Clone, Default)]
-pub struct S3RequestExtras {
+pub(crate) struct S3RequestExtras {
     /// `--endpoint-url`: the S3 endpoint (aws-cli applies it to the command's service only).
-    pub endpoint_url: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
     /// `--page-size`: keys per ListObjectsV2 page.
-    pub page_size: Option<i32>,
+    pub(crate) page_size: Option<i32>,
     /// `--grants`: (header, grantees), e.g. (`x-amz-grant-read`, `id=abc`).
-    pub grants: Vec<(&'static str, String)>,
+    pub(crate) grants: Vec<(&'static str, String)>,
     /// `--request-payer`.
-    pub request_payer: bool,
+    pub(crate) request_payer: bool,
     /// `--sse-c` with `--sse-c-key`.
-    pub sse_c: Option<SseCustomerKey>,
+    pub(crate) sse_c: Option<SseCustomerKey>,
     /// `--checksum-algorithm`, as S3 names it.
-    pub checksum_algorithm: Option<String>,
+    pub(crate) checksum_algorithm: Option<String>,
 }
 
 impl S3RequestExtras {
@@ -122,9 +125,9 @@ impl S3RequestExtras {
 
 /// A customer-provided SSE key, as the S3 headers carry it.
 #[derive(Debug, Clone)]
-pub struct SseCustomerKey {
-    pub key_base64: Secret,
-    pub key_md5_base64: String,
+pub(crate) struct SseCustomerKey {
+    pub(crate) key_base64: Secret,
+    pub(crate) key_md5_base64: String,
 }
 
 /// `--grants` permissions and their headers, as aws-cli maps them.

@@ -121,7 +121,10 @@ fn path_style_follows_the_endpoint_unless_set() {
     let path_style = |extra: &[(&str, &str)]| {
         let mut v = vec![("S3_BUCKET", "bkt"), ("LOCAL_PATH", ".")];
         v.extend_from_slice(extra);
-        resolve(&v).expect("valid").sync.map(|s| s.force_path_style)
+        resolve(&v)
+            .expect("valid")
+            .sync()
+            .map(|s| s.force_path_style)
     };
     assert_eq!(path_style(&[]), Some(false), "AWS: virtual-hosted");
     for endpoint in [
@@ -319,7 +322,7 @@ fn extra_args_parsed_like_aws_cli() {
         ("EXTRA_ARGS", "--delete --exclude '*.map' --include=a.map --cache-control 'no-cache' --metadata a=1,B=2 --sse --size-only --quiet"),
     ])
     .expect("valid");
-    let sync = cfg.sync.expect("sync");
+    let sync = cfg.sync().cloned().expect("sync");
     assert!(sync.delete);
     assert_eq!(sync.compare, CompareMode::SizeOnly);
     assert_eq!(sync.headers.cache_control.as_deref(), Some("no-cache"));
@@ -370,7 +373,7 @@ fn extra_args_global_options_and_request_settings() {
             .iter()
             .any(|s| s.expose() == "0123456789abcdef0123456789abcdef")
     );
-    let sync = cfg.sync.expect("sync");
+    let sync = cfg.sync().cloned().expect("sync");
     let x = &sync.request_extras;
     assert_eq!(x.page_size, Some(2));
     assert!(x.request_payer);
@@ -443,7 +446,10 @@ fn list_variables() {
         ("PATHS_0", "/a b.html"),
     ])
     .expect("valid");
-    assert_eq!(cfg.sync.expect("sync").filter_rules[0].pattern, "a b/*");
+    assert_eq!(
+        cfg.sync().cloned().expect("sync").filter_rules[0].pattern,
+        "a b/*"
+    );
     let inv = cfg.invalidation.expect("inv");
     assert_eq!(inv.distribution_ids, vec!["E1", "E2"]);
     assert_eq!(inv.paths, PathsSpec::Explicit(vec!["/a b.html".into()]));

@@ -14,11 +14,11 @@ use crate::config::{Config, CredentialSource};
 use crate::jwt::Claims;
 use crate::output::Output;
 
-pub use crate::network::NO_CREDENTIALS;
+pub(crate) use crate::network::NO_CREDENTIALS;
 
 /// Errors of this stage. The Display text is what the user reads after `✖`.
 #[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
+pub(crate) enum CredentialsError {
     /// No region anywhere: a configuration error.
     #[error(
         "AWS_DEFAULT_REGION is not set and no region was found in the AWS configuration: set AWS_DEFAULT_REGION (for example eu-west-1)"
@@ -37,7 +37,7 @@ pub enum CredentialsError {
 
 impl CredentialsError {
     /// Configuration errors exit 2; AWS refusals exit 1.
-    pub fn is_config(&self) -> bool {
+    pub(crate) fn is_config(&self) -> bool {
         matches!(
             self,
             CredentialsError::MissingRegion | CredentialsError::NoCredentials
@@ -69,7 +69,7 @@ fn loader(config: &Config, region: &Region) -> aws_config::ConfigLoader {
 }
 
 /// Resolve the region and credentials into the SDK configuration every client is built from.
-pub async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, CredentialsError> {
+pub(crate) async fn resolve(config: &Config, out: &Output) -> Result<SdkConfig, CredentialsError> {
     let region = match &config.region {
         Some(r) => Region::new(r.clone()),
         None => {
@@ -432,7 +432,7 @@ fn human_secs(s: i64) -> String {
 /// Covers the troubleshooting table of the Bitbucket and AWS OIDC set-up guides: wrong audience,
 /// missing identity provider, trust-policy conditions (AccessDenied), expired token, signature
 /// keys that cannot be fetched, rejected claims, and a duration above the role's maximum.
-pub fn explain_sts_failure(
+pub(crate) fn explain_sts_failure(
     code: Option<&str>,
     message: Option<&str>,
     claims: &Claims,

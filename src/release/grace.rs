@@ -5,22 +5,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// What the grace period makes of a run's delete candidates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Graced {
+pub(crate) struct Graced {
     /// Delete now: stale for longer than the grace (or every candidate, without a grace).
-    pub deletes: Vec<String>,
+    pub(crate) deletes: Vec<String>,
     /// The stale keys after this run (waiting), with the time each became stale.
-    pub stale: BTreeMap<String, i64>,
+    pub(crate) stale: BTreeMap<String, i64>,
     /// Candidates that were not stale before this run.
-    pub became_stale: usize,
+    pub(crate) became_stale: usize,
     /// Deletes of keys that had been stale for longer than the grace.
-    pub stale_deleted: usize,
+    pub(crate) stale_deleted: usize,
 }
 
 /// Apply the grace period (`grace` seconds; `None`: none) at time `now` to the delete
 /// candidates (sorted), given the stale keys recorded before this run. A recorded stale key
 /// that is no candidate any more (its file came back, or the object is gone) is dropped: it is
 /// live again, and would become stale anew.
-pub fn apply(
+pub(crate) fn apply(
     candidates: &[String],
     previous: &BTreeMap<String, i64>,
     now: i64,
@@ -57,7 +57,7 @@ pub fn apply(
 /// Keys that the other run made stale are kept unless this run left them live or deleted them;
 /// of a key both made stale, the earlier time is kept. A key that was stale in `base` and that
 /// this run dropped stays dropped.
-pub fn merge(
+pub(crate) fn merge(
     ours: &BTreeMap<String, i64>,
     base: &BTreeMap<String, i64>,
     theirs: &BTreeMap<String, i64>,
@@ -81,19 +81,19 @@ pub fn merge(
 
 /// The delete grace period in one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct GraceSummary {
-    pub grace_seconds: u64,
+pub(crate) struct GraceSummary {
+    pub(crate) grace_seconds: u64,
     /// Keys that became stale in this run.
-    pub became_stale: usize,
+    pub(crate) became_stale: usize,
     /// Stale keys deleted in this run (stale for longer than the grace).
-    pub stale_deleted: usize,
+    pub(crate) stale_deleted: usize,
     /// Stale keys waiting after this run (the ones that became stale included).
-    pub stale_waiting: usize,
+    pub(crate) stale_waiting: usize,
 }
 
 impl GraceSummary {
     /// `delete grace 7d: 2 became stale, 1 stale deleted, 3 waiting`
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!(
             "delete grace {}: {} became stale, {} stale deleted, {} waiting",
             super::format_duration(self.grace_seconds),

@@ -4,7 +4,7 @@ use super::{Release, State, format_time};
 
 /// The table: id, time, commit, kind, uploaded / deleted counts, keys, restorable, and which
 /// one is live (the newest recorded). Pure.
-pub fn table(state: &State) -> Vec<String> {
+pub(crate) fn table(state: &State) -> Vec<String> {
     let header = [
         "", "RELEASE", "TIME", "COMMIT", "KIND", "UPLOADED", "DELETED", "OBJECTS", "ROLLBACK",
     ];

@@ -13,110 +13,110 @@
 //! A manifest is written before the state that names it, and the state is replaced in one PUT:
 //! a run that fails or is stopped leaves the previous state as it was.
 
-pub mod grace;
-pub mod list;
-pub mod record;
-pub mod store;
-pub mod validate;
+pub(crate) mod grace;
+pub(crate) mod list;
+pub(crate) mod record;
+pub(crate) mod store;
+pub(crate) mod validate;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 /// Version of `state.json`. A state written by a newer pipe is refused, never overwritten.
-pub const STATE_SCHEMA: u32 = 1;
+pub(crate) const STATE_SCHEMA: u32 = 1;
 /// Version of a manifest.
-pub const MANIFEST_SCHEMA: u32 = 1;
-pub use crate::s3::Versioning;
-pub use crate::s3::scope::{MANIFEST_DIR, STATE_OBJECT, is_reserved};
+pub(crate) const MANIFEST_SCHEMA: u32 = 1;
+pub(crate) use crate::s3::Versioning;
+pub(crate) use crate::s3::scope::{MANIFEST_DIR, STATE_OBJECT};
 
 /// The state kept in `state.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct State {
-    pub schema: u32,
+pub(crate) struct State {
+    pub(crate) schema: u32,
     /// The deployed prefix this state is for (informational).
     #[serde(default)]
-    pub prefix: String,
+    pub(crate) prefix: String,
     /// Oldest first; the last is the live one.
     #[serde(default)]
-    pub releases: Vec<Release>,
+    pub(crate) releases: Vec<Release>,
     /// Keys (relative to the prefix) that no local file has any more, with the time (seconds
     /// since 1970) they first became stale. Deleted once stale for longer than `DELETE_GRACE`.
     #[serde(default)]
-    pub stale: BTreeMap<String, i64>,
+    pub(crate) stale: BTreeMap<String, i64>,
 }
 
 /// One recorded release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Release {
-    pub id: String,
+pub(crate) struct Release {
+    pub(crate) id: String,
     /// Seconds since 1970.
-    pub time: i64,
-    pub commit: Option<String>,
+    pub(crate) time: i64,
+    pub(crate) commit: Option<String>,
     /// `deploy` or `rollback`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// For a rollback: the release it restored.
     #[serde(default)]
-    pub rollback_of: Option<String>,
-    pub uploaded: usize,
-    pub reheadered: usize,
-    pub deleted: usize,
-    pub unchanged: usize,
+    pub(crate) rollback_of: Option<String>,
+    pub(crate) uploaded: usize,
+    pub(crate) reheadered: usize,
+    pub(crate) deleted: usize,
+    pub(crate) unchanged: usize,
     /// Keys in the manifest.
-    pub objects: usize,
+    pub(crate) objects: usize,
     /// Full key of the manifest.
-    pub manifest: String,
+    pub(crate) manifest: String,
     /// Every manifest entry has a VersionId: the release can be restored.
-    pub versioned: bool,
+    pub(crate) versioned: bool,
 }
 
 /// The keys one release left live.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub schema: u32,
-    pub prefix: String,
+pub(crate) struct Manifest {
+    pub(crate) schema: u32,
+    pub(crate) prefix: String,
     /// What CopyObject must set again when a version is restored (a copy does not keep the
     /// ACL, the storage class or SSE-KMS settings), per header fingerprint.
     #[serde(default)]
-    pub copy: BTreeMap<String, CopySettings>,
+    pub(crate) copy: BTreeMap<String, CopySettings>,
     /// Sorted by key.
-    pub objects: Vec<Entry>,
+    pub(crate) objects: Vec<Entry>,
 }
 
 /// One key of a manifest. Short names: a manifest of 100,000 keys stays small.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Key relative to the prefix.
     #[serde(rename = "k")]
-    pub key: String,
+    pub(crate) key: String,
     /// ETag without quotes.
     #[serde(rename = "e")]
-    pub etag: String,
+    pub(crate) etag: String,
     #[serde(rename = "s")]
-    pub size: u64,
+    pub(crate) size: u64,
     /// The header fingerprint (`x-amz-meta-s3-deploy-pipe-headers`) of its settings.
     #[serde(rename = "f")]
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// The VersionId, when the bucket has versioning enabled.
     #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
+    pub(crate) version_id: Option<String>,
 }
 
 /// Object settings that a copy does not carry over.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CopySettings {
+pub(crate) struct CopySettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acl: Option<String>,
+    pub(crate) acl: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_class: Option<String>,
+    pub(crate) storage_class: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sse: Option<String>,
+    pub(crate) sse: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sse_kms_key_id: Option<String>,
+    pub(crate) sse_kms_key_id: Option<String>,
 }
 
 /// Seconds since 1970, now.
-pub fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -124,7 +124,7 @@ pub fn now_secs() -> i64 {
 }
 
 /// `2026-12-02 10:22 UTC` for a time in seconds since 1970.
-pub fn format_time(secs: i64) -> String {
+pub(crate) fn format_time(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil date from days since 1970 (Howard Hinnant's algorithm).
@@ -146,7 +146,7 @@ pub fn format_time(secs: i64) -> String {
 }
 
 /// `7d`, `48h`, `90m`, `30s`: a duration as `DELETE_GRACE` writes it.
-pub fn format_duration(secs: u64) -> String {
+pub(crate) fn format_duration(secs: u64) -> String {
     match secs {
         s if s % 86_400 == 0 => format!("{}d", s / 86_400),
         s if s % 3600 == 0 => format!("{}h", s / 3600),

@@ -9,46 +9,46 @@ use crate::output::Output;
 
 /// Everything a successful run hands over to be recorded.
 #[derive(Debug, Clone)]
-pub struct Draft {
-    pub store: Store,
+pub(crate) struct Draft {
+    pub(crate) store: Store,
     /// The deployed prefix.
-    pub prefix: String,
+    pub(crate) prefix: String,
     /// The state as this run read it.
-    pub loaded: Loaded,
+    pub(crate) loaded: Loaded,
     /// Releases to keep; 0: none recorded (the state then holds only the stale keys).
-    pub history: usize,
+    pub(crate) history: usize,
     /// `BITBUCKET_BUILD_NUMBER`, when there is one.
-    pub id: Option<String>,
-    pub commit: Option<String>,
+    pub(crate) id: Option<String>,
+    pub(crate) commit: Option<String>,
     /// `deploy` or `rollback`.
-    pub kind: &'static str,
-    pub rollback_of: Option<String>,
-    pub manifest: Manifest,
+    pub(crate) kind: &'static str,
+    pub(crate) rollback_of: Option<String>,
+    pub(crate) manifest: Manifest,
     /// The stale keys after this run.
-    pub stale: BTreeMap<String, i64>,
+    pub(crate) stale: BTreeMap<String, i64>,
     /// Keys this run deleted.
-    pub deleted: BTreeSet<String>,
-    pub uploaded: usize,
-    pub reheadered: usize,
-    pub unchanged: usize,
+    pub(crate) deleted: BTreeSet<String>,
+    pub(crate) uploaded: usize,
+    pub(crate) reheadered: usize,
+    pub(crate) unchanged: usize,
 }
 
 /// What was recorded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// `None` when no release was recorded (`RELEASE_HISTORY=0`).
-    pub id: Option<String>,
-    pub manifest: Option<String>,
+    pub(crate) id: Option<String>,
+    pub(crate) manifest: Option<String>,
     /// Whether the release can be rolled back to.
-    pub versioned: bool,
+    pub(crate) versioned: bool,
     /// Releases dropped from the history (their manifests deleted).
-    pub dropped: usize,
+    pub(crate) dropped: usize,
     /// Attempts the conditional write of the state took (more than 1: another deploy wrote it).
-    pub attempts: usize,
+    pub(crate) attempts: usize,
 }
 
 /// An id for a run outside Bitbucket: the time, `20261202-102211`.
-pub fn timestamp_id(now: i64) -> String {
+pub(crate) fn timestamp_id(now: i64) -> String {
     let t = super::format_time(now); // "2026-12-02 10:22 UTC"
     let date: String = t.chars().take(10).filter(|c| c.is_ascii_digit()).collect();
     let secs = now.rem_euclid(86_400);
@@ -62,7 +62,7 @@ pub fn timestamp_id(now: i64) -> String {
 
 /// `id`, or `id.2`, `id.3`, … when a release of that id is recorded already (a re-run step
 /// has the same build number).
-pub fn unique_id(base: &str, releases: &[Release]) -> String {
+pub(crate) fn unique_id(base: &str, releases: &[Release]) -> String {
     let taken = |id: &str| releases.iter().any(|r| r.id == id);
     if !taken(base) {
         return base.to_string();
@@ -75,7 +75,7 @@ pub fn unique_id(base: &str, releases: &[Release]) -> String {
 
 /// Record the release: write the manifest, then the state. A run that fails here leaves the
 /// previous state as it was (the new manifest is deleted again, best effort).
-pub async fn record(draft: Draft, now: i64, out: &Output) -> Result<Recorded, StoreError> {
+pub(crate) async fn record(draft: Draft, now: i64, out: &Output) -> Result<Recorded, StoreError> {
     let now_ms = u128::try_from(now).unwrap_or(0) * 1000
         + u128::from(
             std::time::SystemTime::now()

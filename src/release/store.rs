@@ -20,7 +20,7 @@ use crate::s3::{Area, OutOfScope, Writer};
 /// Attempts to write the state when other deploys keep writing it first. Each lost race means
 /// another deploy finished in between; five in a row would take five deploys of the same
 /// prefix finishing within one run's bookkeeping (milliseconds): a runaway loop, not traffic.
-pub const SAVE_ATTEMPTS: usize = 5;
+pub(crate) const SAVE_ATTEMPTS: usize = 5;
 /// A manifest larger than this (uncompressed) is refused when read: 100,000 keys take about
 /// 15 MB, so this allows about 1.7 million. It is parsed as it is decompressed, so a
 /// compressed "bomb" is refused without holding its bytes.
@@ -31,20 +31,20 @@ const MAX_OBJECT_BYTES: i64 = 256 * 1024 * 1024;
 
 /// Where the state lives: the writer's scope names the bucket and the state prefix.
 #[derive(Debug, Clone)]
-pub struct Store {
-    pub writer: Writer,
+pub(crate) struct Store {
+    pub(crate) writer: Writer,
 }
 
 /// The state as read, with the ETag to write it back with (`None`: there was none).
 #[derive(Debug, Clone, Default)]
-pub struct Loaded {
-    pub state: State,
-    pub etag: Option<String>,
+pub(crate) struct Loaded {
+    pub(crate) state: State,
+    pub(crate) etag: Option<String>,
 }
 
 /// Errors of the state and the manifests.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("{0}")]
     Aws(String),
     #[error("{0}")]
@@ -77,16 +77,16 @@ impl Store {
         self.writer.bucket()
     }
     /// The state prefix (ends in `/`).
-    pub fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         self.writer.scope().state_prefix()
     }
 
-    pub fn state_key(&self) -> String {
+    pub(crate) fn state_key(&self) -> String {
         format!("{}{STATE_OBJECT}", self.prefix())
     }
 
     /// Read the state; an absent state is an empty one.
-    pub async fn load(&self, deployed_prefix: &str) -> Result<Loaded, StoreError> {
+    pub(crate) async fn load(&self, deployed_prefix: &str) -> Result<Loaded, StoreError> {
         let key = self.state_key();
         let resp = self
             .writer
@@ -137,7 +137,7 @@ impl Store {
 
     /// Write the state made by `update` from the current one. `update` is called again with
     /// the state as it is now whenever another deploy wrote it first. Returns the written state.
-    pub async fn save(
+    pub(crate) async fn save(
         &self,
         mut loaded: Loaded,
         deployed_prefix: &str,
@@ -203,7 +203,7 @@ impl Store {
     }
 
     /// A new manifest's key: unique per run, never an existing release's.
-    pub fn manifest_key(&self, id: &str, now_ms: u128) -> String {
+    pub(crate) fn manifest_key(&self, id: &str, now_ms: u128) -> String {
         let safe: String = id
             .chars()
             .map(|c| {
@@ -219,7 +219,11 @@ impl Store {
     }
 
     /// Write a manifest (gzip-compressed JSON).
-    pub async fn put_manifest(&self, key: &str, manifest: &Manifest) -> Result<(), StoreError> {
+    pub(crate) async fn put_manifest(
+        &self,
+        key: &str,
+        manifest: &Manifest,
+    ) -> Result<(), StoreError> {
         let body = encode_manifest(manifest)?;
         self.writer
             .put(Area::State, key)?
@@ -234,7 +238,7 @@ impl Store {
     }
 
     /// Read a manifest.
-    pub async fn get_manifest(&self, key: &str) -> Result<Manifest, StoreError> {
+    pub(crate) async fn get_manifest(&self, key: &str) -> Result<Manifest, StoreError> {
         let resp = self
             .writer
             .client()
@@ -262,7 +266,7 @@ impl Store {
     /// Delete objects of the state (manifests of releases dropped from the history, or of a
     /// run whose state could not be written). Best effort: a failed request is a warning. A
     /// key the scope refuses is an error, and nothing of that batch is deleted.
-    pub async fn delete(&self, keys: &[String], out: &Output) -> Result<(), StoreError> {
+    pub(crate) async fn delete(&self, keys: &[String], out: &Output) -> Result<(), StoreError> {
         for batch in keys.chunks(crate::s3::writer::DELETE_BATCH) {
             let Ok(req) = self.writer.delete(Area::State, batch)? else {
                 continue;
@@ -297,7 +301,7 @@ fn too_large(bucket: &str, key: &str, length: Option<i64>) -> Result<(), StoreEr
 }
 
 /// gzip-compressed JSON.
-pub fn encode_manifest(m: &Manifest) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode_manifest(m: &Manifest) -> Result<Vec<u8>, StoreError> {
     let json = serde_json::to_vec(m).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
     gz.write_all(&json)
@@ -306,7 +310,7 @@ pub fn encode_manifest(m: &Manifest) -> Result<Vec<u8>, StoreError> {
 }
 
 /// The reverse of [`encode_manifest`]; refuses a newer schema.
-pub fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
+pub(crate) fn decode_manifest(bytes: &[u8]) -> Result<Manifest, String> {
     let mut json = flate2::read::GzDecoder::new(bytes).take(MAX_MANIFEST_BYTES);
     let m: Manifest =
         serde_json::from_reader(std::io::BufReader::new(&mut json)).map_err(|e| e.to_string())?;

@@ -10,14 +10,14 @@ use crate::s3::scope::MAX_KEY_BYTES;
 
 /// At most this many releases in a state: `RELEASE_HISTORY` allows 1,000, and a state merged
 /// by concurrent deploys can briefly hold a few more.
-pub const MAX_RELEASES: usize = 2_000;
+pub(crate) const MAX_RELEASES: usize = 2_000;
 /// Ids (`BITBUCKET_BUILD_NUMBER` and its `.2` suffixes, or a time), commits, kinds.
-pub const MAX_FIELD_CHARS: usize = 128;
+pub(crate) const MAX_FIELD_CHARS: usize = 128;
 /// Stale keys waiting for `DELETE_GRACE`: as many as a manifest can hold.
-pub const MAX_STALE_KEYS: usize = 3_000_000;
+pub(crate) const MAX_STALE_KEYS: usize = 3_000_000;
 
 /// Refuse a state this pipe could not have written for this scope. `key`: the state object.
-pub fn state(state: &State, scope: &Scope, key: &str) -> Result<(), String> {
+pub(crate) fn state(state: &State, scope: &Scope, key: &str) -> Result<(), String> {
     let refuse = |reason: String| {
         Err(format!(
             "s3://{}/{key} is not a release state this pipe wrote for this prefix: {reason}. Nothing was written. Restore the object from an earlier version, or delete it to start a new history (the recorded releases are then forgotten)",
@@ -86,7 +86,7 @@ fn release(r: &Release, scope: &Scope) -> Result<(), String> {
 }
 
 /// Refuse a manifest this pipe could not have written for `release` of this scope.
-pub fn manifest(m: &Manifest, release: &Release, scope: &Scope) -> Result<(), String> {
+pub(crate) fn manifest(m: &Manifest, release: &Release, scope: &Scope) -> Result<(), String> {
     let refuse = |reason: String| {
         Err(format!(
             "s3://{}/{} is not the manifest of release {} that this pipe wrote: {reason}; nothing was changed",

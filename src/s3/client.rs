@@ -20,7 +20,7 @@ const MAX_ATTEMPTS: u32 = 8;
 ///
 /// Request checksums are sent only where S3 requires them: plain `Content-Length` bodies work
 /// with every S3-compatible store, and single-part ETags (MD5) already let us verify content.
-pub fn s3_client(sdk: &SdkConfig, force_path_style: bool) -> Client {
+pub(crate) fn s3_client(sdk: &SdkConfig, force_path_style: bool) -> Client {
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(force_path_style)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
@@ -40,7 +40,7 @@ pub fn s3_client(sdk: &SdkConfig, force_path_style: bool) -> Client {
 
 /// The client for the pipe's own state: the sync's endpoint and settings, but none of the
 /// EXTRA_ARGS that shape the site's objects (grants, SSE-C keys, checksums).
-pub fn state_client(sdk: &SdkConfig, cfg: &SyncConfig) -> Client {
+pub(crate) fn state_client(sdk: &SdkConfig, cfg: &SyncConfig) -> Client {
     let extras = crate::config::S3RequestExtras {
         endpoint_url: cfg.request_extras.endpoint_url.clone(),
         request_payer: cfg.request_extras.request_payer,
@@ -50,7 +50,12 @@ pub fn state_client(sdk: &SdkConfig, cfg: &SyncConfig) -> Client {
 }
 
 /// The client for a bucket in `region` (S3 said the bucket is there).
-pub fn sdk_in_region(sdk: &SdkConfig, cfg: &SyncConfig, region: &str, out: &Output) -> SdkConfig {
+pub(crate) fn sdk_in_region(
+    sdk: &SdkConfig,
+    cfg: &SyncConfig,
+    region: &str,
+    out: &Output,
+) -> SdkConfig {
     let configured = sdk
         .region()
         .map_or_else(|| "(none)".to_string(), |r| r.to_string());
@@ -64,6 +69,6 @@ pub fn sdk_in_region(sdk: &SdkConfig, cfg: &SyncConfig, region: &str, out: &Outp
 }
 
 /// The client for the site's objects: the sync's settings with the `EXTRA_ARGS` request extras.
-pub fn site_client(sdk: &SdkConfig, cfg: &SyncConfig) -> Client {
+pub(crate) fn site_client(sdk: &SdkConfig, cfg: &SyncConfig) -> Client {
     request_extras::wrap(s3_client(sdk, cfg.force_path_style), &cfg.request_extras)
 }

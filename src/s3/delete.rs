@@ -7,7 +7,7 @@ use crate::output::Output;
 
 /// Delete one batch (at most [`super::writer::DELETE_BATCH`] keys relative to `prefix`) with DeleteObjects.
 /// Returns the keys deleted, the failures, and whether the whole request failed (then stop).
-pub async fn batch(
+pub(crate) async fn batch(
     writer: &Writer,
     prefix: &str,
     batch: &[String],

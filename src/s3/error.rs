@@ -9,7 +9,7 @@ use super::scope::OutOfScope;
 
 /// What an S3 request was for: decides which permission a refusal names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     List,
     /// PutObject and the multipart operations.
     Put,
@@ -21,7 +21,7 @@ pub enum Op {
 
 /// An S3 request that failed, or that the scope refused to send.
 #[derive(Debug, thiserror::Error)]
-pub enum S3Error {
+pub(crate) enum S3Error {
     /// S3 (or the network) refused or failed the request; `message` names the fix.
     #[error("{message}")]
     Request {
@@ -43,7 +43,7 @@ pub enum S3Error {
 impl S3Error {
     /// From an SDK error: the bucket's region when S3 named another one, else the explained
     /// failure (see [`explain`]).
-    pub fn from_sdk<E>(
+    pub(crate) fn from_sdk<E>(
         op: Op,
         bucket: &str,
         key: Option<&str>,
@@ -65,7 +65,7 @@ impl S3Error {
     }
 
     /// The service's error code, when S3 answered with one.
-    pub fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<&str> {
         match self {
             S3Error::Request { code, .. } if !code.is_empty() => Some(code),
             _ => None,
@@ -77,7 +77,7 @@ impl S3Error {
 /// `Code: message` from the service; for a request that got no answer, the cause in the user's
 /// words (`network::explain_dispatch_failure`) or the error chain. Never `Debug` text: that
 /// goes to the DEBUG log only.
-pub fn code_and_detail<E>(err: &SdkError<E, HttpResponse>) -> (String, String)
+pub(crate) fn code_and_detail<E>(err: &SdkError<E, HttpResponse>) -> (String, String)
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -122,7 +122,7 @@ where
 }
 
 /// Turn an S3 error into a message that names the missing permission or the fix.
-pub fn explain<E>(
+pub(crate) fn explain<E>(
     op: Op,
     bucket: &str,
     key: Option<&str>,
@@ -171,7 +171,7 @@ where
 /// for) another one: a `301 PermanentRedirect`, a `400 AuthorizationHeaderMalformed` or an
 /// `IllegalLocationConstraintException`, each naming the region in `x-amz-bucket-region`
 /// (aws-cli follows the same answers).
-pub fn bucket_region<E>(err: &SdkError<E, HttpResponse>) -> Option<String>
+pub(crate) fn bucket_region<E>(err: &SdkError<E, HttpResponse>) -> Option<String>
 where
     E: ProvideErrorMetadata,
 {

@@ -10,7 +10,7 @@ use crate::output::Output;
 
 /// The bucket's versioning, as GetBucketVersioning tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Versioning {
+pub(crate) enum Versioning {
     Enabled,
     /// Suspended, or never enabled.
     Off,
@@ -20,7 +20,7 @@ pub enum Versioning {
 
 /// What a listing of the prefix reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListMode {
+pub(crate) enum ListMode {
     /// The current objects (ListObjectsV2); the versioning is not read.
     Current,
     /// The current objects, and the bucket's versioning read while they are listed (a deploy
@@ -34,10 +34,10 @@ pub enum ListMode {
 
 /// A listing: the current objects (sorted by key), the bucket's versioning, and every
 /// version (only with [`ListMode::AllVersions`] on a versioned bucket).
-pub type Listed = (Vec<RemoteObject>, Versioning, AllVersions);
+pub(crate) type Listed = (Vec<RemoteObject>, Versioning, AllVersions);
 
 /// List the scope's site prefix (the state's keys left out) as `mode` says.
-pub async fn list(
+pub(crate) async fn list(
     client: &Client,
     scope: &Scope,
     mode: ListMode,
@@ -83,28 +83,28 @@ pub async fn list(
 
 /// One remote object below the prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteObject {
+pub(crate) struct RemoteObject {
     /// Key relative to the prefix.
-    pub rel: String,
-    pub size: u64,
+    pub(crate) rel: String,
+    pub(crate) size: u64,
     /// The ETag without quotes.
-    pub etag: String,
+    pub(crate) etag: String,
     /// LastModified, seconds since the epoch.
-    pub last_modified: i64,
+    pub(crate) last_modified: i64,
     /// The current version's id, when the listing was of versions (a versioned bucket).
-    pub version_id: Option<String>,
+    pub(crate) version_id: Option<String>,
 }
 
 /// Every version of every key below the prefix, for a rollback's checks: (key relative to the
 /// prefix, VersionId).
-pub type AllVersions = std::collections::HashSet<(String, String)>;
+pub(crate) type AllVersions = std::collections::HashSet<(String, String)>;
 
 /// List every object under `prefix` (empty or ending in `/`), sorted by `rel`.
 ///
 /// Keys ending in `/` are "folder" markers made by consoles; they have no local counterpart and
 /// are left alone (never deleted), as they hold no content. Keys of the pipe's own state
 /// ([`super::scope::is_reserved`]) are left out.
-pub async fn current(client: &Client, scope: &Scope) -> Result<Vec<RemoteObject>, S3Error> {
+pub(crate) async fn current(client: &Client, scope: &Scope) -> Result<Vec<RemoteObject>, S3Error> {
     let (bucket, prefix, state_prefix) =
         (scope.bucket(), scope.site_prefix(), scope.state_prefix());
     let mut out = Vec::new();
@@ -143,7 +143,7 @@ pub async fn current(client: &Client, scope: &Scope) -> Result<Vec<RemoteObject>
 /// of every key, for a rollback to check that the versions it restores still exist.
 /// One listing of the prefix's versions; noncurrent versions make it longer, which is what a
 /// lifecycle rule expiring them after N days keeps in check.
-pub async fn versions(
+pub(crate) async fn versions(
     client: &Client,
     scope: &Scope,
     all: bool,
@@ -205,7 +205,7 @@ pub async fn versions(
 /// The bucket's versioning from GetBucketVersioning. A store that answers 200 with another
 /// XML root than S3's `VersioningConfiguration` (moto's `GetBucketVersioningResponse`; the SDK
 /// refuses it) is read from the raw answer: `<Status>Enabled</Status>` is what matters.
-pub async fn versioning(
+pub(crate) async fn versioning(
     client: &Client,
     bucket: &str,
 ) -> Result<

@@ -5,15 +5,15 @@
 //! (outside its state) and, of the forms it writes, below its state prefix. [`writer::Writer`]
 //! is the only code that builds a writing request, and checks every key against the rule.
 
-pub mod client;
-pub mod delete;
-pub mod error;
-pub mod list;
-pub mod request_extras;
-pub mod scope;
-pub mod writer;
+pub(crate) mod client;
+pub(crate) mod delete;
+pub(crate) mod error;
+pub(crate) mod list;
+pub(crate) mod request_extras;
+pub(crate) mod scope;
+pub(crate) mod writer;
 
-pub use error::{Op, S3Error};
-pub use list::{AllVersions, ListMode, Listed, RemoteObject, Versioning};
-pub use scope::{Area, OutOfScope, Scope};
-pub use writer::{CopyFrom, Writer};
+pub(crate) use error::{Op, S3Error};
+pub(crate) use list::{AllVersions, ListMode, RemoteObject, Versioning};
+pub(crate) use scope::{Area, OutOfScope, Scope};
+pub(crate) use writer::{CopyFrom, Writer};

@@ -21,7 +21,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use crate::config::S3RequestExtras;
 
 /// The sync's client, with the `EXTRA_ARGS` request settings applied (unchanged when none).
-pub fn wrap(client: Client, extras: &S3RequestExtras) -> Client {
+pub(crate) fn wrap(client: Client, extras: &S3RequestExtras) -> Client {
     if extras.is_empty() {
         return client;
     }

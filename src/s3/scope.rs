@@ -13,17 +13,17 @@
 use crate::config::STATE_DIR;
 
 /// The state object's name below the state prefix.
-pub const STATE_OBJECT: &str = "state.json";
+pub(crate) const STATE_OBJECT: &str = "state.json";
 /// The manifests' folder below the state prefix.
-pub const MANIFEST_DIR: &str = "releases/";
+pub(crate) const MANIFEST_DIR: &str = "releases/";
 /// A manifest's name below [`MANIFEST_DIR`]: `<digits>-<id>.json.gz`, where the id is at most
 /// this many characters of `[A-Za-z0-9._-]` (see `release::store::Store::manifest_key`).
-pub const MANIFEST_ID_MAX: usize = 64;
+pub(crate) const MANIFEST_ID_MAX: usize = 64;
 const MANIFEST_SUFFIX: &str = ".json.gz";
 
 /// Which of the two key sets a write is meant for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Area {
+pub(crate) enum Area {
     /// The deployed files.
     Site,
     /// The pipe's release state.
@@ -35,17 +35,17 @@ pub enum Area {
 #[error(
     "refused to write s3://{bucket}/{key}: {reason}. The pipe writes only below s3://{bucket}/{site_prefix} (its files) and s3://{bucket}/{state_prefix} (its release state); nothing was written to this key"
 )]
-pub struct OutOfScope {
-    pub bucket: String,
-    pub key: String,
-    pub reason: &'static str,
-    pub site_prefix: String,
-    pub state_prefix: String,
+pub(crate) struct OutOfScope {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    pub(crate) reason: &'static str,
+    pub(crate) site_prefix: String,
+    pub(crate) state_prefix: String,
 }
 
 /// The keys one run may write: its bucket, deployed prefix and state prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
+pub(crate) struct Scope {
     bucket: String,
     /// Empty (the whole bucket) or ending in `/`.
     site_prefix: String,
@@ -54,7 +54,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn new(bucket: &str, site_prefix: &str, state_prefix: &str) -> Scope {
+    pub(crate) fn new(bucket: &str, site_prefix: &str, state_prefix: &str) -> Scope {
         Scope {
             bucket: bucket.to_string(),
             site_prefix: site_prefix.to_string(),
@@ -62,24 +62,24 @@ impl Scope {
         }
     }
 
-    pub fn bucket(&self) -> &str {
+    pub(crate) fn bucket(&self) -> &str {
         &self.bucket
     }
-    pub fn site_prefix(&self) -> &str {
+    pub(crate) fn site_prefix(&self) -> &str {
         &self.site_prefix
     }
-    pub fn state_prefix(&self) -> &str {
+    pub(crate) fn state_prefix(&self) -> &str {
         &self.state_prefix
     }
 
     /// Whether a full key belongs to the pipe's state (see the module's doc). Such keys are
     /// never uploaded over, deleted by a sync, counted in a plan or invalidated.
-    pub fn is_reserved(&self, key: &str) -> bool {
+    pub(crate) fn is_reserved(&self, key: &str) -> bool {
         is_reserved(key, &self.state_prefix)
     }
 
     /// The rule. `Ok` when `key` may be written in `area`.
-    pub fn check(&self, area: Area, key: &str) -> Result<(), OutOfScope> {
+    pub(crate) fn check(&self, area: Area, key: &str) -> Result<(), OutOfScope> {
         let refuse = |reason| {
             Err(OutOfScope {
                 bucket: self.bucket.clone(),
@@ -129,17 +129,17 @@ impl Scope {
     }
 
     /// Whether `key` is a manifest key of this state prefix.
-    pub fn is_manifest_key(&self, key: &str) -> bool {
+    pub(crate) fn is_manifest_key(&self, key: &str) -> bool {
         key.strip_prefix(self.state_prefix.as_str())
             .is_some_and(is_manifest_name)
     }
 }
 
 /// S3 keys are at most 1,024 bytes of UTF-8.
-pub const MAX_KEY_BYTES: usize = 1024;
+pub(crate) const MAX_KEY_BYTES: usize = 1024;
 
 /// See [`Scope::is_reserved`].
-pub fn is_reserved(key: &str, state_prefix: &str) -> bool {
+pub(crate) fn is_reserved(key: &str, state_prefix: &str) -> bool {
     key.starts_with(state_prefix) || key.split('/').any(|segment| segment == STATE_DIR)
 }
 

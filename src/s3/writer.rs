@@ -18,7 +18,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use super::scope::{Area, OutOfScope, Scope};
 
 /// DeleteObjects takes at most 1,000 keys.
-pub const DELETE_BATCH: usize = 1000;
+pub(crate) const DELETE_BATCH: usize = 1000;
 
 /// What `x-amz-copy-source` encodes in a key: everything but RFC 3986's unreserved characters
 /// and `/` (which separates the key's segments, as aws-cli sends it).
@@ -32,7 +32,7 @@ const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
 /// Where a copy reads from: always the same key (a copy onto itself re-applies headers; a
 /// copy of an earlier version restores it), so a copy never moves content between keys.
 #[derive(Debug, Clone, Copy)]
-pub enum CopyFrom<'a> {
+pub(crate) enum CopyFrom<'a> {
     /// The key's current version.
     Current,
     /// One earlier version of the key.
@@ -41,29 +41,29 @@ pub enum CopyFrom<'a> {
 
 /// A client bound to one bucket and one [`Scope`].
 #[derive(Debug, Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     client: Client,
     scope: Scope,
 }
 
 impl Writer {
-    pub fn new(client: Client, scope: Scope) -> Writer {
+    pub(crate) fn new(client: Client, scope: Scope) -> Writer {
         Writer { client, scope }
     }
 
     /// The client, for reads (listing, HEAD, GET).
-    pub fn client(&self) -> &Client {
+    pub(crate) fn client(&self) -> &Client {
         &self.client
     }
-    pub fn scope(&self) -> &Scope {
+    pub(crate) fn scope(&self) -> &Scope {
         &self.scope
     }
-    pub fn bucket(&self) -> &str {
+    pub(crate) fn bucket(&self) -> &str {
         self.scope.bucket()
     }
 
     /// The same writer with another client (the bucket's own region).
-    pub fn with_client(&self, client: Client) -> Writer {
+    pub(crate) fn with_client(&self, client: Client) -> Writer {
         Writer {
             client,
             scope: self.scope.clone(),
@@ -71,13 +71,13 @@ impl Writer {
     }
 
     /// PutObject of `key`.
-    pub fn put(&self, area: Area, key: &str) -> Result<PutObjectFluentBuilder, OutOfScope> {
+    pub(crate) fn put(&self, area: Area, key: &str) -> Result<PutObjectFluentBuilder, OutOfScope> {
         self.scope.check(area, key)?;
         Ok(self.client.put_object().bucket(self.bucket()).key(key))
     }
 
     /// CreateMultipartUpload of a site key.
-    pub fn create_multipart(
+    pub(crate) fn create_multipart(
         &self,
         key: &str,
     ) -> Result<CreateMultipartUploadFluentBuilder, OutOfScope> {
@@ -90,7 +90,7 @@ impl Writer {
     }
 
     /// UploadPart of a multipart upload of a site key.
-    pub fn upload_part(
+    pub(crate) fn upload_part(
         &self,
         key: &str,
         upload_id: &str,
@@ -105,7 +105,7 @@ impl Writer {
     }
 
     /// CompleteMultipartUpload of a site key.
-    pub fn complete_multipart(
+    pub(crate) fn complete_multipart(
         &self,
         key: &str,
         upload_id: &str,
@@ -120,7 +120,7 @@ impl Writer {
     }
 
     /// AbortMultipartUpload of a site key.
-    pub fn abort_multipart(
+    pub(crate) fn abort_multipart(
         &self,
         key: &str,
         upload_id: &str,
@@ -135,7 +135,7 @@ impl Writer {
     }
 
     /// CopyObject of a site key onto itself (`from`: its current or an earlier version).
-    pub fn copy(
+    pub(crate) fn copy(
         &self,
         key: &str,
         from: CopyFrom<'_>,
@@ -163,7 +163,7 @@ impl Writer {
 
     /// DeleteObjects (quiet) of at most [`DELETE_BATCH`] full keys, all in `area`. Refused as
     /// a whole when any key is out of scope.
-    pub fn delete(
+    pub(crate) fn delete(
         &self,
         area: Area,
         keys: &[String],

@@ -10,7 +10,7 @@ use crate::sync::local::LocalFile;
 /// Why a file is uploaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Reason {
+pub(crate) enum Reason {
     /// No object at the key.
     New,
     SizeDiffers,
@@ -24,14 +24,14 @@ pub enum Reason {
 
 /// The outcome of comparing one local file with its remote object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Upload(Reason),
     Same,
 }
 
 /// Which digests the checksum mode needs to decide, or `None` when no hashing can help.
 /// `Some(part_sizes)`: hash the file, plus multipart ETags for these part sizes.
-pub fn digest_needed(
+pub(crate) fn digest_needed(
     mode: CompareMode,
     local: &LocalFile,
     remote: &RemoteObject,
@@ -47,7 +47,7 @@ pub fn digest_needed(
 }
 
 /// Compare one file with its object under `mode`. `digest` is the file's digest, when hashed.
-pub fn compare(
+pub(crate) fn compare(
     mode: CompareMode,
     local: &LocalFile,
     remote: &RemoteObject,

@@ -14,9 +14,9 @@ use md5::{Digest, Md5};
 
 const MIB: u64 = 1024 * 1024;
 /// aws-cli's default `multipart_threshold` and `multipart_chunksize`, and ours.
-pub const DEFAULT_PART_SIZE: u64 = 8 * MIB;
+pub(crate) const DEFAULT_PART_SIZE: u64 = 8 * MIB;
 /// S3's limit on the number of parts of one upload.
-pub const MAX_PARTS: u64 = 10_000;
+pub(crate) const MAX_PARTS: u64 = 10_000;
 /// Read buffer for hashing: large enough for sequential throughput, small enough to keep
 /// memory flat with one buffer per hashing thread.
 const READ_BUF: usize = 1024 * 1024;
@@ -42,7 +42,7 @@ const OTHER_PART_SIZES: &[u64] = &[
 
 /// The part size for a file: 8 MiB, doubled until the file needs at most 10,000 parts.
 /// This is s3transfer's (aws-cli's) ChunksizeAdjuster rule, so our ETags equal aws-cli's.
-pub fn part_size_for(size: u64) -> u64 {
+pub(crate) fn part_size_for(size: u64) -> u64 {
     let mut part = DEFAULT_PART_SIZE;
     while size.div_ceil(part) > MAX_PARTS {
         part *= 2;
@@ -52,7 +52,7 @@ pub fn part_size_for(size: u64) -> u64 {
 
 /// What a listed ETag can be compared with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EtagKind {
+pub(crate) enum EtagKind {
     /// 32 hex digits: the MD5 of the content for plain and SSE-S3 single-part objects.
     Md5,
     /// `<32 hex>-N`.
@@ -66,7 +66,7 @@ fn is_hex32(s: &str) -> bool {
 }
 
 /// Classify an ETag (quotes already removed).
-pub fn classify(etag: &str) -> EtagKind {
+pub(crate) fn classify(etag: &str) -> EtagKind {
     if is_hex32(etag) {
         return EtagKind::Md5;
     }
@@ -81,7 +81,7 @@ pub fn classify(etag: &str) -> EtagKind {
 }
 
 /// Part sizes that give exactly `parts` parts for `size` bytes, most likely first, no repeats.
-pub fn candidate_part_sizes(size: u64, parts: u64) -> Vec<u64> {
+pub(crate) fn candidate_part_sizes(size: u64, parts: u64) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::new();
     let mut consider = |ps: u64| {
         if ps > 0 && size.div_ceil(ps) == parts && !out.contains(&ps) {
@@ -150,16 +150,16 @@ impl PartHasher {
 
 /// The local digests needed to compare with one remote ETag.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalDigest {
+pub(crate) struct LocalDigest {
     /// Hex MD5 of the whole file.
-    pub md5: String,
+    pub(crate) md5: String,
     /// Multipart ETags (`hex-N`) for the candidate part sizes, if a multipart ETag was asked for.
-    pub multipart: Vec<String>,
+    pub(crate) multipart: Vec<String>,
 }
 
 impl LocalDigest {
     /// Does the file's content match the listed ETag?
-    pub fn matches(&self, etag: &str) -> bool {
+    pub(crate) fn matches(&self, etag: &str) -> bool {
         let etag = etag.to_ascii_lowercase();
         self.md5 == etag || self.multipart.contains(&etag)
     }
@@ -167,7 +167,7 @@ impl LocalDigest {
 
 /// Hash a file in one streaming pass: its MD5, plus the multipart ETags for `part_sizes`.
 /// Returns the digests and the number of bytes read.
-pub fn digest_file(path: &Path, part_sizes: &[u64]) -> std::io::Result<(LocalDigest, u64)> {
+pub(crate) fn digest_file(path: &Path, part_sizes: &[u64]) -> std::io::Result<(LocalDigest, u64)> {
     let mut file = std::fs::File::open(path)?;
     let mut whole = Md5::new();
     let mut parts: Vec<PartHasher> = part_sizes.iter().map(|&ps| PartHasher::new(ps)).collect();

@@ -36,7 +36,7 @@ use multipart::upload_multipart;
 
 /// Files of at least this size use a multipart upload: aws-cli's `multipart_threshold` (8 MiB),
 /// so that our ETags (`-N`) equal the ones aws-cli produces for the same file.
-pub const MULTIPART_THRESHOLD: u64 = DEFAULT_PART_SIZE;
+pub(crate) const MULTIPART_THRESHOLD: u64 = DEFAULT_PART_SIZE;
 /// How often a long sync prints a progress line.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Memory for precompressed uploads in flight, in MiB: a file is compressed in memory and sent
@@ -64,19 +64,19 @@ fn compress_slots() -> usize {
 }
 
 /// Where and how to write.
-pub struct Target {
+pub(crate) struct Target {
     /// The site's writer: every write of the sync goes through it.
-    pub writer: Writer,
-    pub bucket: String,
-    pub prefix: String,
+    pub(crate) writer: Writer,
+    pub(crate) bucket: String,
+    pub(crate) prefix: String,
     /// LOCAL_PATH as the user wrote it, for output lines.
-    pub local_display: String,
+    pub(crate) local_display: String,
     /// Header settings per group (`headers::groups`), indexed by `LocalFile::group`.
-    pub groups: Vec<headers::Group>,
-    pub dry_run: bool,
-    pub verbosity: Verbosity,
-    pub progress: bool,
-    pub max_concurrency: usize,
+    pub(crate) groups: Vec<headers::Group>,
+    pub(crate) dry_run: bool,
+    pub(crate) verbosity: Verbosity,
+    pub(crate) progress: bool,
+    pub(crate) max_concurrency: usize,
 }
 
 impl Target {
@@ -120,7 +120,7 @@ fn local_name(base: &str, rel: &str) -> String {
 /// without following links). So `dist`, `./dist/` and `$BITBUCKET_CLONE_DIR/dist` all print as
 /// `dist`, `.` as `.`, and a folder elsewhere with `..` steps (`../site`, `../../tmp/site`).
 /// Pure: `cwd` is passed in; without one, LOCAL_PATH is printed as written.
-pub fn display_local_path(local: &str, cwd: Option<&Path>) -> String {
+pub(crate) fn display_local_path(local: &str, cwd: Option<&Path>) -> String {
     let path = Path::new(local);
     let (abs, cwd) = match cwd {
         Some(c) => (lexical(&c.join(path)), lexical(c)),
@@ -160,32 +160,32 @@ fn lexical(path: &Path) -> PathBuf {
 
 /// What was done.
 #[derive(Debug, Default)]
-pub struct Executed {
+pub(crate) struct Executed {
     /// Keys (relative) uploaded, in completion order.
-    pub uploaded: Vec<String>,
-    pub reheadered: Vec<String>,
-    pub deleted: Vec<String>,
-    pub bytes: u64,
+    pub(crate) uploaded: Vec<String>,
+    pub(crate) reheadered: Vec<String>,
+    pub(crate) deleted: Vec<String>,
+    pub(crate) bytes: u64,
     /// (relative key, message) of every failed operation; no key for a failure that is not
     /// about one object (an internal error of an upload worker).
-    pub failures: Vec<(Option<String>, String)>,
+    pub(crate) failures: Vec<(Option<String>, String)>,
     /// HTML uploads not started because an earlier upload failed.
-    pub html_held_back: usize,
+    pub(crate) html_held_back: usize,
     /// Deletes not issued because an upload failed.
-    pub deletes_held_back: usize,
+    pub(crate) deletes_held_back: usize,
     /// Header samples not re-applied because an earlier operation failed.
-    pub reheaders_held_back: usize,
+    pub(crate) reheaders_held_back: usize,
     /// What the store answered for each object written (uploaded or re-headered), by
     /// relative key: for the release manifest.
-    pub written: std::collections::HashMap<String, Written>,
+    pub(crate) written: std::collections::HashMap<String, Written>,
 }
 
 /// An object this run wrote, as the store answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Written {
+pub(crate) struct Written {
     /// Without quotes.
-    pub etag: String,
-    pub version_id: Option<String>,
+    pub(crate) etag: String,
+    pub(crate) version_id: Option<String>,
 }
 
 impl Written {
@@ -226,7 +226,7 @@ struct Shared {
 }
 
 /// Carry out the plan.
-pub async fn execute(
+pub(crate) async fn execute(
     target: Target,
     files: Vec<LocalFile>,
     plan: &Plan,
@@ -319,7 +319,7 @@ async fn progress(shared: Arc<Shared>, total_files: u64, total_bytes: u64) {
 }
 
 /// `1.5 MiB`.
-pub fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     #[allow(clippy::cast_precision_loss)]
     let mut v = b as f64;

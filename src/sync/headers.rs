@@ -18,26 +18,26 @@ use crate::compress::Compression;
 use crate::config::{HeaderRule, HeaderSettings};
 
 /// The user-metadata key that holds the header fingerprint (`x-amz-meta-s3-deploy-pipe-headers`).
-pub const FINGERPRINT_KEY: &str = "s3-deploy-pipe-headers";
+pub(crate) const FINGERPRINT_KEY: &str = "s3-deploy-pipe-headers";
 /// Bumped when the derivation of headers changes (e.g. the MIME table), forcing a re-apply.
 /// 2: `.mjs`, `.woff`, `.otf` types as aws-cli; no `application/octet-stream` on untyped files.
 const FINGERPRINT_VERSION: &str = "2";
 
 /// The headers of one object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectHeaders {
-    pub content_type: Option<String>,
-    pub cache_control: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_language: Option<String>,
-    pub expires: Option<aws_smithy_types::DateTime>,
-    pub metadata: HashMap<String, String>,
-    pub acl: Option<aws_sdk_s3::types::ObjectCannedAcl>,
-    pub storage_class: Option<aws_sdk_s3::types::StorageClass>,
-    pub sse: Option<aws_sdk_s3::types::ServerSideEncryption>,
-    pub sse_kms_key_id: Option<String>,
-    pub website_redirect: Option<String>,
+pub(crate) struct ObjectHeaders {
+    pub(crate) content_type: Option<String>,
+    pub(crate) cache_control: Option<String>,
+    pub(crate) content_disposition: Option<String>,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) content_language: Option<String>,
+    pub(crate) expires: Option<aws_smithy_types::DateTime>,
+    pub(crate) metadata: HashMap<String, String>,
+    pub(crate) acl: Option<aws_sdk_s3::types::ObjectCannedAcl>,
+    pub(crate) storage_class: Option<aws_sdk_s3::types::StorageClass>,
+    pub(crate) sse: Option<aws_sdk_s3::types::ServerSideEncryption>,
+    pub(crate) sse_kms_key_id: Option<String>,
+    pub(crate) website_redirect: Option<String>,
 }
 
 /// Extensions where `mime_guess` and aws-cli disagree and aws-cli's answer is the one users
@@ -58,7 +58,7 @@ const AWS_CLI_TYPES: &[(&str, &str)] = &[
 ];
 
 /// The Content-Type guessed from the extension, as aws-cli does; `None` for unknown extensions.
-pub fn guess_content_type(rel: &str) -> Option<String> {
+pub(crate) fn guess_content_type(rel: &str) -> Option<String> {
     let ext = std::path::Path::new(rel)
         .extension()
         .and_then(|e| e.to_str())
@@ -75,21 +75,21 @@ pub fn guess_content_type(rel: &str) -> Option<String> {
 }
 
 /// HTML pages are uploaded last, so they never refer to an asset not yet uploaded.
-pub fn is_html(rel: &str) -> bool {
+pub(crate) fn is_html(rel: &str) -> bool {
     guess_content_type(rel).as_deref() == Some("text/html")
 }
 
 /// The settings shared by the files that match one rule (or no rule), with their fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    pub settings: HeaderSettings,
-    pub compress: Option<Compression>,
-    pub fingerprint: String,
+pub(crate) struct Group {
+    pub(crate) settings: HeaderSettings,
+    pub(crate) compress: Option<Compression>,
+    pub(crate) fingerprint: String,
 }
 
 /// Group 0 is the global settings (files no rule matches); group `i + 1` is rule `i` laid over
 /// them: a field the rule sets replaces the global one, `metadata` as a whole.
-pub fn groups(global: &HeaderSettings, rules: &[HeaderRule]) -> Vec<Group> {
+pub(crate) fn groups(global: &HeaderSettings, rules: &[HeaderRule]) -> Vec<Group> {
     let mut out = vec![Group {
         settings: global.clone(),
         compress: None,
@@ -122,7 +122,7 @@ pub fn groups(global: &HeaderSettings, rules: &[HeaderRule]) -> Vec<Group> {
 }
 
 /// The group of a file: the first rule whose pattern matches, else the global group 0.
-pub fn group_of(rel: &str, rules: &[HeaderRule]) -> usize {
+pub(crate) fn group_of(rel: &str, rules: &[HeaderRule]) -> usize {
     rules
         .iter()
         .position(|r| r.matcher.is_match(rel))
@@ -140,7 +140,7 @@ fn fingerprint_with(s: &HeaderSettings, compress: Option<Compression>) -> String
 }
 
 /// A short hash of the header settings.
-pub fn fingerprint(s: &HeaderSettings) -> String {
+pub(crate) fn fingerprint(s: &HeaderSettings) -> String {
     let canonical = format!(
         "v{FINGERPRINT_VERSION}\nacl={:?}\nsc={:?}\ncc={:?}\nexp={:?}\nce={:?}\nct={:?}\ncd={:?}\ncl={:?}\nmeta={:?}\nsse={:?}\nkms={:?}\nredir={:?}\nguess={}",
         s.acl,
@@ -161,7 +161,7 @@ pub fn fingerprint(s: &HeaderSettings) -> String {
 }
 
 /// The headers for the object of `rel` under these settings.
-pub fn for_file(rel: &str, group: &Group, encoding: Option<Compression>) -> ObjectHeaders {
+pub(crate) fn for_file(rel: &str, group: &Group, encoding: Option<Compression>) -> ObjectHeaders {
     let s = &group.settings;
     let fingerprint = group.fingerprint.as_str();
     let content_type = s.content_type.clone().or_else(|| {
@@ -210,24 +210,24 @@ pub fn for_file(rel: &str, group: &Group, encoding: Option<Compression>) -> Obje
 
 /// The headers an object actually has, as HeadObject reports them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ActualHeaders {
-    pub content_type: Option<String>,
-    pub cache_control: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_language: Option<String>,
+pub(crate) struct ActualHeaders {
+    pub(crate) content_type: Option<String>,
+    pub(crate) cache_control: Option<String>,
+    pub(crate) content_disposition: Option<String>,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) content_language: Option<String>,
     /// The `Expires` header as sent (an HTTP date).
-    pub expires: Option<String>,
+    pub(crate) expires: Option<String>,
     /// User metadata; S3 lower-cases the names.
-    pub metadata: HashMap<String, String>,
-    pub storage_class: Option<String>,
-    pub sse: Option<String>,
-    pub sse_kms_key_id: Option<String>,
-    pub website_redirect: Option<String>,
+    pub(crate) metadata: HashMap<String, String>,
+    pub(crate) storage_class: Option<String>,
+    pub(crate) sse: Option<String>,
+    pub(crate) sse_kms_key_id: Option<String>,
+    pub(crate) website_redirect: Option<String>,
 }
 
 impl ActualHeaders {
-    pub fn from_head(h: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Self {
+    pub(crate) fn from_head(h: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Self {
         let s = |v: Option<&str>| v.map(str::to_string);
         ActualHeaders {
             content_type: s(h.content_type()),
@@ -245,14 +245,14 @@ impl ActualHeaders {
     }
 
     /// The fingerprint this pipe wrote, if any.
-    pub fn fingerprint(&self) -> Option<&str> {
+    pub(crate) fn fingerprint(&self) -> Option<&str> {
         self.metadata.get(FINGERPRINT_KEY).map(String::as_str)
     }
 
     /// Whether the object already has exactly the headers `want` gives it (the fingerprint
     /// aside), so that re-applying them would change nothing a client sees. What HeadObject
     /// cannot show (an ACL) never matches: such objects are re-applied as before. Pure.
-    pub fn matches(&self, want: &ObjectHeaders) -> bool {
+    pub(crate) fn matches(&self, want: &ObjectHeaders) -> bool {
         // S3 stores this type when a PUT names none (as aws-cli's and ours do).
         const DEFAULT_TYPE: &str = "binary/octet-stream";
         let standard = |c: Option<&str>| c.is_none_or(|c| c == "STANDARD");
@@ -512,7 +512,6 @@ mod tests {
 
     fn rule(pattern: &str) -> HeaderRule {
         HeaderRule {
-            pattern: pattern.into(),
             matcher: crate::filter::Pattern::new(pattern).expect("pattern"),
             cache_control: None,
             content_type: None,

@@ -14,46 +14,46 @@ use crate::filter::Filters;
 
 /// One local file to consider.
 #[derive(Debug, Clone)]
-pub struct LocalFile {
+pub(crate) struct LocalFile {
     /// Path relative to LOCAL_PATH with `/` separators: the key below the prefix.
-    pub rel: String,
+    pub(crate) rel: String,
     /// Where to read it.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Bytes to upload: the file's size, or its compressed size when `encoding` is set.
-    pub size: u64,
-    pub mtime: SystemTime,
+    pub(crate) size: u64,
+    pub(crate) mtime: SystemTime,
     /// Header group (see `headers::groups`): 0 unless a rule matches.
-    pub group: usize,
+    pub(crate) group: usize,
     /// Set when the file is uploaded compressed.
-    pub encoding: Option<crate::compress::Compression>,
+    pub(crate) encoding: Option<crate::compress::Compression>,
     /// The file's size on disk.
-    pub source_size: u64,
+    pub(crate) source_size: u64,
 }
 
 /// The scan's result: files sorted by `rel`, and the warnings to print.
 #[derive(Debug, Default)]
-pub struct Scan {
-    pub files: Vec<LocalFile>,
-    pub warnings: Vec<String>,
+pub(crate) struct Scan {
+    pub(crate) files: Vec<LocalFile>,
+    pub(crate) warnings: Vec<String>,
     /// Relative paths of files that exist but were skipped, and of skipped folders (ending in
     /// `/`; `""` for LOCAL_PATH itself): their remote keys, and every key below them, must
     /// never be deleted.
-    pub skipped: Vec<String>,
+    pub(crate) skipped: Vec<String>,
     /// What could not be deployed (unreadable files and folders, special files, broken links,
     /// loops, names that cannot be keys), and files deployed with an invalid modification time
     /// (as aws-cli, which exits 2 for all of them): these fail the step unless
     /// `ALLOW_SKIPPED_FILES`. Links that leave LOCAL_PATH are not here: skipping them is the
     /// configured policy.
-    pub skipped_files: Vec<SkippedFile>,
+    pub(crate) skipped_files: Vec<SkippedFile>,
 }
 
 /// A file or folder that was skipped (or deployed with a warning), for the `✖` line and the
 /// report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SkippedFile {
+pub(crate) struct SkippedFile {
     /// Relative to LOCAL_PATH, `/` separated; folders end in `/`; LOCAL_PATH itself is `./`.
-    pub path: String,
-    pub reason: String,
+    pub(crate) path: String,
+    pub(crate) reason: String,
 }
 
 impl Scan {
@@ -91,7 +91,7 @@ impl Scan {
 }
 
 /// Walk `root`. `root` must be a directory (config checked it).
-pub fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
+pub(crate) fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
     let mut out = Scan::default();
     let canonical_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let walker = WalkDir::new(root)

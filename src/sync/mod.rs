@@ -1,15 +1,15 @@
 //! The S3 sync, `aws s3 sync` semantics: scan → list (with hashing alongside) → plan → execute.
 
-pub mod compare;
-pub mod etag;
-pub mod execute;
+pub(crate) mod compare;
+pub(crate) mod etag;
+pub(crate) mod execute;
 mod header_check;
-pub mod headers;
-pub mod local;
-pub mod plan;
+pub(crate) mod headers;
+pub(crate) mod local;
+pub(crate) mod plan;
 mod prepare;
 mod release_draft;
-pub mod verify;
+pub(crate) mod verify;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +32,7 @@ use plan::{GuardError, Plan, PlanInput};
 
 /// Errors that stop the sync before or while it writes.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub(crate) enum SyncError {
     /// An S3 request failed (the message names the fix), or the scope refused a write.
     #[error(transparent)]
     S3(#[from] S3Error),
@@ -52,41 +52,40 @@ pub enum SyncError {
 
 /// What the sync did (or, in a dry run, would do).
 #[derive(Debug, Default)]
-pub struct SyncOutcome {
-    pub bucket: String,
-    pub prefix: String,
+pub(crate) struct SyncOutcome {
+    pub(crate) bucket: String,
+    pub(crate) prefix: String,
     /// Full keys.
-    pub uploaded: Vec<String>,
-    pub reheadered: Vec<String>,
-    pub deleted: Vec<String>,
-    pub unchanged: usize,
-    pub bytes: u64,
-    pub seconds: f64,
-    pub not_md5: usize,
-    pub dry_run: bool,
-    pub warnings: usize,
+    pub(crate) uploaded: Vec<String>,
+    pub(crate) reheadered: Vec<String>,
+    pub(crate) deleted: Vec<String>,
+    pub(crate) unchanged: usize,
+    pub(crate) bytes: u64,
+    pub(crate) seconds: f64,
+    pub(crate) not_md5: usize,
+    pub(crate) dry_run: bool,
     /// (relative key, message) of every failed operation: non-empty means exit 1. No key for a
     /// failure that is not about one object.
-    pub failures: Vec<(Option<String>, String)>,
-    pub html_held_back: usize,
-    pub deletes_held_back: usize,
+    pub(crate) failures: Vec<(Option<String>, String)>,
+    pub(crate) html_held_back: usize,
+    pub(crate) deletes_held_back: usize,
     /// Header re-applies not started because an earlier operation failed (the next run does
     /// them: see `plan::sample_order`).
-    pub reheaders_held_back: usize,
+    pub(crate) reheaders_held_back: usize,
     /// Bytes not sent thanks to precompression (uploaded files only).
-    pub compression_saved: u64,
+    pub(crate) compression_saved: u64,
     /// Local files and folders that were skipped or need attention (see
     /// `local::Scan::skipped_files`).
-    pub skipped: Vec<local::SkippedFile>,
+    pub(crate) skipped: Vec<local::SkippedFile>,
     /// The delete grace period's counts, when `DELETE_GRACE` is set.
-    pub grace: Option<GraceSummary>,
+    pub(crate) grace: Option<GraceSummary>,
     /// What to record as a release, when the run succeeded and writes state (not in a dry run).
-    pub release: Option<crate::release::record::Draft>,
+    pub(crate) release: Option<crate::release::record::Draft>,
 }
 
 impl SyncOutcome {
     /// Every key whose content or headers changed: what `PATHS=changed` invalidates.
-    pub fn changed_keys(&self) -> impl Iterator<Item = &String> {
+    pub(crate) fn changed_keys(&self) -> impl Iterator<Item = &String> {
         self.uploaded
             .iter()
             .chain(&self.reheadered)
@@ -96,7 +95,7 @@ impl SyncOutcome {
 
 /// Run the sync: scan, list (hashing meanwhile), plan, check headers, execute, and draft the
 /// release to record.
-pub async fn run(
+pub(crate) async fn run(
     sdk: &SdkConfig,
     cfg: &SyncConfig,
     dry_run: bool,
@@ -428,7 +427,6 @@ fn outcome(
         seconds: start.elapsed().as_secs_f64(),
         not_md5: the_plan.not_md5,
         dry_run,
-        warnings: scan.warnings.len(),
         failures: done.failures,
         html_held_back: done.html_held_back,
         deletes_held_back: done.deletes_held_back,

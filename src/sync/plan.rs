@@ -13,55 +13,55 @@ use crate::sync::local::LocalFile;
 const COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 
 /// Everything the plan depends on.
-pub struct PlanInput<'a> {
+pub(crate) struct PlanInput<'a> {
     /// Sorted by `rel`.
-    pub local: &'a [LocalFile],
+    pub(crate) local: &'a [LocalFile],
     /// Sorted by `rel`.
-    pub remote: &'a [RemoteObject],
+    pub(crate) remote: &'a [RemoteObject],
     /// Aligned with `local`: the digest where one was computed.
-    pub digests: &'a [Option<LocalDigest>],
-    pub mode: CompareMode,
-    pub delete: bool,
-    pub filters: &'a Filters,
+    pub(crate) digests: &'a [Option<LocalDigest>],
+    pub(crate) mode: CompareMode,
+    pub(crate) delete: bool,
+    pub(crate) filters: &'a Filters,
     /// Relative paths of local files and folders that exist but were skipped (unreadable, …):
     /// neither they nor any key below them are deleted. A trailing `/` is allowed but not
     /// needed; `""` (LOCAL_PATH itself could not be read) protects every key.
-    pub protected: &'a [String],
+    pub(crate) protected: &'a [String],
 }
 
 /// One planned upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upload {
+pub(crate) struct Upload {
     /// Index into the local files.
-    pub index: usize,
-    pub reason: Reason,
-    pub html: bool,
+    pub(crate) index: usize,
+    pub(crate) reason: Reason,
+    pub(crate) html: bool,
 }
 
 /// What the sync will do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Non-HTML first, then HTML; by key within each group.
-    pub uploads: Vec<Upload>,
+    pub(crate) uploads: Vec<Upload>,
     /// Indexes of unchanged local files whose headers must be re-applied (CopyObject).
-    pub reheaders: Vec<usize>,
+    pub(crate) reheaders: Vec<usize>,
     /// Re-applied only once every upload and re-header above succeeded: the sampled object of
     /// each stale header class (see [`header_classes`]).
-    pub reheader_samples: Vec<usize>,
+    pub(crate) reheader_samples: Vec<usize>,
     /// Re-applied last, once everything above succeeded: the sampled object of each stale
     /// header group. So a fresh group sample means that the whole group was done.
-    pub reheader_sentinels: Vec<usize>,
+    pub(crate) reheader_sentinels: Vec<usize>,
     /// Indexes of unchanged local files.
-    pub unchanged: Vec<usize>,
+    pub(crate) unchanged: Vec<usize>,
     /// Remote keys (relative to the prefix) to delete, sorted.
-    pub deletes: Vec<String>,
+    pub(crate) deletes: Vec<String>,
     /// Remote objects whose ETag could not be an MD5 (counted as changed).
-    pub not_md5: usize,
+    pub(crate) not_md5: usize,
 }
 
 /// Why the plan must not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GuardError {
+pub(crate) enum GuardError {
     #[error(
         "LOCAL_PATH has no files to upload (after the filters) and deletes are on: this would delete {} under the target. Check the build output folder and the filters, or turn DELETE_FLAG off", share(*.deletes, *.remote)
     )]
@@ -82,7 +82,7 @@ fn share(part: usize, whole: usize) -> String {
 }
 
 /// Compute the plan. Pure.
-pub fn plan(input: &PlanInput<'_>) -> Plan {
+pub(crate) fn plan(input: &PlanInput<'_>) -> Plan {
     let mut out = Plan::default();
     let mut uploads_html = Vec::new();
     let (mut i, mut j) = (0, 0);
@@ -172,7 +172,7 @@ fn push_upload(
 /// first (the object's LastModified, then its key). An interrupted or failed re-apply leaves
 /// untouched objects older than every object it wrote (a copy or an upload sets LastModified),
 /// so the next run samples one it did not reach. Pure.
-pub fn sample_order(
+pub(crate) fn sample_order(
     unchanged: &[usize],
     local: &[LocalFile],
     remote: &[RemoteObject],
@@ -195,15 +195,15 @@ pub fn sample_order(
 /// Unchanged objects of one header group that get the same headers (the Content-Type and
 /// Content-Encoding vary by file; everything else is the group's).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeaderClass {
-    pub group: usize,
+pub(crate) struct HeaderClass {
+    pub(crate) group: usize,
     /// In sample order: `members[0]` is the one whose headers are read.
-    pub members: Vec<usize>,
+    pub(crate) members: Vec<usize>,
 }
 
 /// Split `order` (see [`sample_order`]) into header classes by `key`, in order of first
 /// appearance; the first class of each group holds the group's sample. Pure.
-pub fn header_classes<K: Eq + std::hash::Hash>(
+pub(crate) fn header_classes<K: Eq + std::hash::Hash>(
     order: &[usize],
     local: &[LocalFile],
     key: impl Fn(usize) -> K,
@@ -229,7 +229,7 @@ impl Plan {
     /// above CopyObject's 5 GiB limit they are re-uploaded. Each class's sample goes to
     /// `reheader_samples`, and a sample that is also its group's (in `group_samples`) to
     /// `reheader_sentinels`, so that both are written only after the rest. Pure.
-    pub fn mark_classes_stale(
+    pub(crate) fn mark_classes_stale(
         &mut self,
         local: &[LocalFile],
         stale: &[&HeaderClass],
@@ -276,7 +276,7 @@ impl Plan {
     /// the planned deletes: with no local file left after the filters, a run that would delete
     /// something is refused; one that deletes nothing (`--exclude '*'`: excluded keys are never
     /// deleted) goes ahead, as in aws-cli.
-    pub fn check_guards(
+    pub(crate) fn check_guards(
         &self,
         local_files: usize,
         remote_objects: usize,
@@ -416,6 +416,12 @@ mod tests {
                 unchanged: vec![],
                 deletes: vec![],
             },
+        ]
+    }
+
+    /// The cases of the other compare modes and of deletes.
+    fn more_cases() -> Vec<Case> {
+        vec![
             Case {
                 name: "size-and-mtime: newer local uploads",
                 mode: CompareMode::SizeAndMtime,
@@ -476,7 +482,7 @@ mod tests {
 
     #[test]
     fn plan_table() {
-        for c in cases() {
+        for c in cases().into_iter().chain(more_cases()) {
             let filters = Filters::default();
             let p = plan(&PlanInput {
                 local: &c.local,

@@ -15,17 +15,17 @@ use crate::s3::{RemoteObject, Versioning};
 
 /// What the deploy knows when its execution has ended.
 pub(super) struct Recording<'a> {
-    pub cfg: &'a SyncConfig,
-    pub store: Store,
-    pub loaded: Loaded,
-    pub versioning: Versioning,
-    pub remote: &'a [RemoteObject],
-    pub files: &'a [LocalFile],
-    pub groups: &'a [headers::Group],
+    pub(crate) cfg: &'a SyncConfig,
+    pub(crate) store: Store,
+    pub(crate) loaded: Loaded,
+    pub(crate) versioning: Versioning,
+    pub(crate) remote: &'a [RemoteObject],
+    pub(crate) files: &'a [LocalFile],
+    pub(crate) groups: &'a [headers::Group],
     /// The stale keys after this run.
-    pub stale: BTreeMap<String, i64>,
-    pub unchanged: usize,
-    pub dry_run: bool,
+    pub(crate) stale: BTreeMap<String, i64>,
+    pub(crate) unchanged: usize,
+    pub(crate) dry_run: bool,
 }
 
 /// The release to record, when the run succeeded, writes state and changed something.

@@ -29,14 +29,14 @@ use md5::{Digest, Md5};
 use crate::output::Output;
 
 /// Attempts in all for one PUT or part whose bytes were not stored as sent.
-pub const VERIFY_ATTEMPTS: usize = 3;
+pub(crate) const VERIFY_ATTEMPTS: usize = 3;
 
 /// The MD5 of bytes about to be sent: hex (to compare with ETags) and base64 (`Content-MD5`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Md5Sum {
-    pub hex: String,
-    pub base64: String,
-    pub raw: [u8; 16],
+pub(crate) struct Md5Sum {
+    pub(crate) hex: String,
+    pub(crate) base64: String,
+    pub(crate) raw: [u8; 16],
 }
 
 impl Md5Sum {
@@ -49,7 +49,7 @@ impl Md5Sum {
         }
     }
 
-    pub fn of(bytes: &[u8]) -> Md5Sum {
+    pub(crate) fn of(bytes: &[u8]) -> Md5Sum {
         let mut h = Md5::new();
         h.update(bytes);
         Md5Sum::from_hasher(h)
@@ -57,7 +57,7 @@ impl Md5Sum {
 
     /// The MD5 of `len` bytes of the file at `offset` (blocking: call from `spawn_blocking`).
     /// Fails when the file has fewer bytes than that: it changed since it was scanned.
-    pub fn of_file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Md5Sum> {
+    pub(crate) fn of_file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Md5Sum> {
         let mut f = std::fs::File::open(path)?;
         f.seek(SeekFrom::Start(offset))?;
         let mut h = Md5::new();
@@ -80,7 +80,7 @@ impl Md5Sum {
 }
 
 /// The ETag of a multipart upload completed from parts with these MD5s.
-pub fn multipart_etag(parts: &[Md5Sum]) -> String {
+pub(crate) fn multipart_etag(parts: &[Md5Sum]) -> String {
     let mut h = Md5::new();
     for p in parts {
         h.update(p.raw);
@@ -90,17 +90,17 @@ pub fn multipart_etag(parts: &[Md5Sum]) -> String {
 
 /// What the store answered to a write.
 #[derive(Debug, Clone)]
-pub struct Stored {
-    pub etag: Option<String>,
+pub(crate) struct Stored {
+    pub(crate) etag: Option<String>,
     /// SSE-KMS, DSSE-KMS or SSE-C: the ETag is not an MD5 of the content.
-    pub etag_not_md5: bool,
+    pub(crate) etag_not_md5: bool,
     /// The new version's id, in a versioned bucket.
-    pub version_id: Option<String>,
+    pub(crate) version_id: Option<String>,
 }
 
 /// A write that failed.
 #[derive(Debug)]
-pub enum SendError {
+pub(crate) enum SendError {
     /// The store refused the bytes: they differ from `Content-MD5` (`BadDigest`).
     BadDigest(String),
     /// Anything else, already explained.
@@ -109,7 +109,7 @@ pub enum SendError {
 
 /// What this run learned of the store's ETags, shared by every upload.
 #[derive(Debug, Default)]
-pub struct Verifier {
+pub(crate) struct Verifier {
     /// Set once the store gave two different ETags for the same bytes.
     random_etags: AtomicBool,
 }
@@ -140,7 +140,7 @@ impl Verifier {
     /// Send with `send` (which sets `Content-MD5` from the same bytes) until the store holds
     /// exactly the bytes whose MD5 is `expected`; `what` names them in messages ("a.css",
     /// "part 3 of big.bin"). Returns the store's answer.
-    pub async fn send<F, Fut>(
+    pub(crate) async fn send<F, Fut>(
         &self,
         out: &Output,
         what: &str,
@@ -204,7 +204,7 @@ impl Verifier {
     /// Check the ETag of a completed multipart upload against the MD5 of the parts' MD5s.
     /// Not retried: the parts were each verified; a mismatch here means the store assembled
     /// other parts, and the upload fails (the next run uploads the file again).
-    pub fn check_multipart(
+    pub(crate) fn check_multipart(
         &self,
         what: &str,
         expected: &str,
@@ -240,7 +240,7 @@ fn is_s3_multipart_etag(etag: &str) -> bool {
 }
 
 /// Whether an S3 error code means the bytes did not match `Content-MD5`.
-pub fn is_bad_digest(code: Option<&str>) -> bool {
+pub(crate) fn is_bad_digest(code: Option<&str>) -> bool {
     code == Some("BadDigest")
 }
 
