@@ -81,14 +81,19 @@ pub(crate) fn compress(data: &[u8], c: Compression) -> std::io::Result<Vec<u8>> 
 /// Compress a file when it is worth it: `None` when it is outside [MIN_SIZE, MAX_SIZE] or
 /// compression does not make it smaller.
 pub(crate) fn compress_file(
-    path: &std::path::Path,
+    mut file: std::fs::File,
     c: Compression,
 ) -> std::io::Result<Option<Vec<u8>>> {
-    let meta = std::fs::metadata(path)?;
+    use std::io::Read;
+    let meta = file.metadata()?;
     if meta.len() < MIN_SIZE || meta.len() > MAX_SIZE {
         return Ok(None);
     }
-    let data = std::fs::read(path)?;
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    (&mut file).take(MAX_SIZE + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > MAX_SIZE {
+        return Ok(None);
+    }
     let out = compress(&data, c)?;
     Ok((out.len() < data.len()).then_some(out))
 }
@@ -160,7 +165,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let small = dir.path().join("small.css");
         std::fs::write(&small, b"a{}").expect("write");
-        assert_eq!(compress_file(&small, Compression::Gzip).expect("ok"), None);
+        assert_eq!(
+            compress_file(
+                std::fs::File::open(&small).expect("open"),
+                Compression::Gzip
+            )
+            .expect("ok"),
+            None
+        );
         let random = dir.path().join("random.bin");
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let noise: Vec<u8> = (0..4096)
@@ -172,11 +184,15 @@ mod tests {
             })
             .collect();
         std::fs::write(&random, noise).expect("write");
-        assert_eq!(compress_file(&random, Compression::Br).expect("ok"), None);
+        assert_eq!(
+            compress_file(std::fs::File::open(&random).expect("open"), Compression::Br)
+                .expect("ok"),
+            None
+        );
         let big = dir.path().join("big.css");
         std::fs::write(&big, text()).expect("write");
         assert!(
-            compress_file(&big, Compression::Gzip)
+            compress_file(std::fs::File::open(&big).expect("open"), Compression::Gzip)
                 .expect("ok")
                 .is_some()
         );

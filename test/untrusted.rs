@@ -135,3 +135,203 @@ fn a_state_of_another_prefix_is_refused() {
         .collect();
     assert!(written.is_empty(), "{written:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Files on disk that change while the deploy runs (#25 items 2-4). Each change is made while
+// the proxy holds a request at a gate, so it happens at a point the test controls.
+// ---------------------------------------------------------------------------------------------
+
+/// Run the pipe in the background; the caller changes files while a gate holds a request.
+fn spawn(vars: &[(&'static str, String)]) -> std::process::Child {
+    pipe_command(&as_refs(vars), None)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn pipe")
+}
+
+/// Wait for the pipe, at most `secs` seconds: a pipe still running then is killed, and the
+/// test fails (a deploy must never hang).
+fn finish(mut child: std::process::Child, secs: u64) -> Run {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "the pipe still ran after {secs} s: it hangs\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn file_vars(endpoint: &str, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    let mut v = key_vars(endpoint);
+    v.push(("S3_BUCKET", "disk/site".into()));
+    v.push(("LOCAL_PATH", dir.display().to_string()));
+    v.push(("MAX_CONCURRENCY", "1".into()));
+    v.push(("RELEASE_HISTORY", "0".into()));
+    v
+}
+
+/// The listing: by then the scan is done, and nothing is uploaded yet.
+fn listing() -> crate::support::proxy::Match {
+    crate::support::proxy::Match::any()
+        .method("GET")
+        .query_contains("list-type=2")
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.to_str().expect("utf-8")).expect("cstr");
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+#[test]
+fn a_file_swapped_for_a_link_after_the_scan_is_never_read() {
+    use crate::support::proxy::{Action, Gate, Rule};
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "disk");
+    let outside = tempfile::tempdir().expect("tmp");
+    std::fs::write(outside.path().join("secret.txt"), b"SECRET OUTSIDE").expect("write");
+    let dir = site(&[("index.html", b"<html>"), ("a.txt", b"site content")]);
+    let proxy = Proxy::start(&url);
+    let gate = Gate::new();
+    proxy.set_rules(vec![
+        Rule::new(listing(), Action::Hold(gate.clone())).times(1),
+    ]);
+
+    let child = spawn(&file_vars(&proxy.url(), dir.path()));
+    gate.wait_arrivals(1);
+    let a = dir.path().join("a.txt");
+    std::fs::remove_file(&a).expect("rm");
+    std::os::unix::fs::symlink(outside.path().join("secret.txt"), &a).expect("link");
+    gate.release(1);
+    let run = finish(child, 120);
+    run.assert_code(1)
+        .assert_contains("a.txt")
+        .assert_contains("replaced by another file");
+    for key in all_keys(&url, "disk") {
+        assert_ne!(
+            get(&url, "disk", &key),
+            b"SECRET OUTSIDE",
+            "{key} holds the outside file"
+        );
+    }
+    assert!(!all_keys(&url, "disk").contains(&"site/a.txt".to_string()));
+}
+
+#[test]
+fn a_fifo_in_place_of_a_file_fails_the_file_and_never_hangs() {
+    use crate::support::proxy::{Action, Gate, Rule};
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "disk");
+    let dir = site(&[("index.html", b"<html>"), ("a.txt", b"site content")]);
+    let proxy = Proxy::start(&url);
+    let gate = Gate::new();
+    proxy.set_rules(vec![
+        Rule::new(listing(), Action::Hold(gate.clone())).times(1),
+    ]);
+
+    let child = spawn(&file_vars(&proxy.url(), dir.path()));
+    gate.wait_arrivals(1);
+    let a = dir.path().join("a.txt");
+    std::fs::remove_file(&a).expect("rm");
+    mkfifo(&a);
+    gate.release(1);
+    finish(child, 120)
+        .assert_code(1)
+        .assert_contains("a.txt")
+        .assert_contains("no longer a regular file");
+}
+
+#[test]
+fn a_file_swapped_during_its_multipart_upload_is_read_from_what_was_opened() {
+    use crate::support::proxy::{Action, Gate, Match, Rule};
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "disk");
+    let body = deterministic_bytes(9 * 1024 * 1024, 7);
+    let dir = site(&[("big.bin", &body)]);
+    let outside = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        outside.path().join("other.bin"),
+        deterministic_bytes(body.len(), 9),
+    )
+    .expect("write");
+    let proxy = Proxy::start(&url);
+    let gate = Gate::new();
+    let create = Match::any().method("POST").query_contains("uploads");
+    proxy.set_rules(vec![Rule::new(create, Action::Hold(gate.clone())).times(1)]);
+
+    let child = spawn(&file_vars(&proxy.url(), dir.path()));
+    // The file is open by now: CreateMultipartUpload comes after it.
+    gate.wait_arrivals(1);
+    let big = dir.path().join("big.bin");
+    std::fs::remove_file(&big).expect("rm");
+    std::os::unix::fs::symlink(outside.path().join("other.bin"), &big).expect("link");
+    gate.release(1);
+    finish(child, 120).assert_code(0);
+    assert!(
+        get(&url, "disk", "site/big.bin") == body,
+        "the object is not the opened file"
+    );
+}
+
+#[test]
+fn a_file_that_keeps_changing_never_replaces_the_object_with_a_mix() {
+    use crate::support::proxy::{Action, Gate, Match, Rule};
+    use std::io::Write;
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "disk");
+    let v0 = deterministic_bytes(9 * 1024 * 1024, 1);
+    let dir = site(&[("big.bin", &v0)]);
+    run_pipe(&as_refs(&file_vars(&url, dir.path()))).assert_code(0);
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, deterministic_bytes(v0.len(), 2)).expect("write v1");
+
+    let proxy = Proxy::start(&url);
+    let gate = Gate::new();
+    // Part 1 of every attempt is held; meanwhile the file is rewritten in place (same inode,
+    // same size), so part 2 would be of another version than part 1.
+    let part1 = Match::any().method("PUT").query_contains("partNumber=1");
+    proxy.set_rules(vec![Rule::new(part1, Action::Hold(gate.clone()))]);
+    let child = spawn(&file_vars(&proxy.url(), dir.path()));
+    for attempt in 1..=3u8 {
+        gate.wait_arrivals(usize::from(attempt));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&big)
+            .expect("open");
+        f.write_all(&deterministic_bytes(v0.len(), 10 + attempt))
+            .expect("rewrite");
+        drop(f);
+        gate.release(usize::from(attempt));
+    }
+    let run = finish(child, 180);
+    run.assert_code(1).assert_contains("kept changing");
+    assert!(
+        get(&url, "disk", "site/big.bin") == v0,
+        "the previous object was replaced"
+    );
+    let completes = proxy
+        .requests_where(|r| r.is_complete_multipart_upload())
+        .len();
+    let aborts = proxy
+        .requests_where(|r| r.is_abort_multipart_upload())
+        .len();
+    assert_eq!((completes, aborts), (0, 3), "{}", run.all());
+    assert_eq!(open_uploads(&url, "disk"), 0);
+}

@@ -167,8 +167,12 @@ impl LocalDigest {
 
 /// Hash a file in one streaming pass: its MD5, plus the multipart ETags for `part_sizes`.
 /// Returns the digests and the number of bytes read.
-pub(crate) fn digest_file(path: &Path, part_sizes: &[u64]) -> std::io::Result<(LocalDigest, u64)> {
-    let mut file = std::fs::File::open(path)?;
+pub(crate) fn digest_file(
+    path: &Path,
+    id: Option<super::open::FileId>,
+    part_sizes: &[u64],
+) -> std::io::Result<(LocalDigest, u64)> {
+    let mut file = super::open::open_regular(path, id)?;
     let mut whole = Md5::new();
     let mut parts: Vec<PartHasher> = part_sizes.iter().map(|&ps| PartHasher::new(ps)).collect();
     let mut total = 0u64;
@@ -239,7 +243,7 @@ mod tests {
             .collect();
         std::fs::write(&path, &data).expect("write");
         let ps = 1024 * 1024;
-        let (d, n) = digest_file(&path, &[ps as u64]).expect("digest");
+        let (d, n) = digest_file(&path, None, &[ps as u64]).expect("digest");
         assert_eq!(n, data.len() as u64);
         assert_eq!(d.md5, hex::encode(Md5::digest(&data)));
         let mut cat = Vec::new();

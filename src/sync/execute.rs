@@ -28,6 +28,7 @@ use crate::s3::{Area, CopyFrom, Op, Writer};
 use crate::sync::etag::DEFAULT_PART_SIZE;
 use crate::sync::headers::{self, apply_headers};
 use crate::sync::local::LocalFile;
+use crate::sync::open::{Opened, open_regular};
 use crate::sync::plan::Plan;
 use crate::sync::verify::{self, Md5Sum, SendError, Stored, Verifier};
 
@@ -412,15 +413,12 @@ async fn upload_one(shared: &Arc<Shared>, i: usize) {
 /// How often a file that changes while it is uploaded is uploaded again before giving up.
 const CHANGED_FILE_ATTEMPTS: usize = 3;
 
-/// (size, mtime) of a file now.
-fn snapshot(f: &LocalFile) -> Option<(u64, std::time::SystemTime)> {
-    let m = std::fs::metadata(&f.path).ok()?;
-    Some((m.len(), m.modified().ok()?))
-}
-
-/// Upload a file so that the object is one consistent version of it: the file is stat'ed
-/// before and after; if it changed meanwhile (a build still writing it), the upload is done
-/// again with the new size, up to [`CHANGED_FILE_ATTEMPTS`] times. Returns the bytes sent.
+/// Upload a file so that the object is one consistent version of it. The file is opened
+/// once, as the scan saw it (`open::Opened`), and every read of this upload goes through that
+/// open file; its size and mtime are checked before a multipart upload is completed and after
+/// the upload: if it changed meanwhile (a build still writing it), the multipart upload is
+/// aborted (the previous object stays) and the upload is done again, up to
+/// [`CHANGED_FILE_ATTEMPTS`] times. Returns the bytes sent.
 async fn upload_stable(
     shared: &Arc<Shared>,
     f: &LocalFile,
@@ -428,12 +426,14 @@ async fn upload_stable(
 ) -> (Result<Stored, String>, u64) {
     let t = &shared.target;
     for attempt in 1..=CHANGED_FILE_ATTEMPTS {
-        let Some(before) = snapshot(f) else {
-            return (Err("the file disappeared or cannot be read".into()), 0);
+        let opened = match Opened::open(&f.path, f.id) {
+            Ok(o) => o,
+            Err(e) => return (Err(format!("cannot read the file: {e}")), 0),
         };
         let current = LocalFile {
-            size: before.0,
-            mtime: before.1,
+            size: opened.state.0,
+            mtime: opened.state.1,
+            path: opened.path.clone(),
             ..f.clone()
         };
         let mut sent = current.size;
@@ -449,12 +449,15 @@ async fn upload_stable(
             else {
                 return (Err("interrupted".into()), 0);
             };
-            let path = f.path.clone();
+            let path = current.path.clone();
             let compressed = {
                 let Ok(_slot) = shared.compress_slots.acquire().await else {
                     return (Err("interrupted".into()), 0);
                 };
-                tokio::task::spawn_blocking(move || compress::compress_file(&path, c)).await
+                tokio::task::spawn_blocking(move || {
+                    compress::compress_file(open_regular(&path, None)?, c)
+                })
+                .await
             };
             match compressed {
                 Ok(Ok(Some(bytes))) => {
@@ -471,17 +474,17 @@ async fn upload_stable(
                 Err(e) => Err(format!("internal error: {e}")),
             }
         } else if current.size >= MULTIPART_THRESHOLD {
-            upload_multipart(shared, &current, h).await
+            upload_multipart(shared, &current, h, &opened).await
         } else {
             tokio::select! {
-                r = upload_single(shared, &current, h) => r,
+                r = upload_single(shared, &current, h, &opened) => r,
                 () = shared.cancel.cancelled() => Err("interrupted".into()),
             }
         };
         if shared.cancel.is_cancelled() {
             return (res.and(Err("interrupted".into())), 0);
         }
-        if snapshot(f) == Some(before) {
+        if opened.unchanged() {
             return (res, sent);
         }
         shared.out.warn(format!(
@@ -516,7 +519,7 @@ async fn upload_bytes(
     let what = t.local_name(&f.rel);
     shared
         .verifier
-        .send(&shared.out, &what, &md5.hex, || async {
+        .send(&shared.out, &what, &md5.hex, &|| true, || async {
             let _permit = shared
                 .permits
                 .acquire()
@@ -573,49 +576,57 @@ async fn upload_single(
     shared: &Shared,
     f: &LocalFile,
     h: &headers::ObjectHeaders,
+    opened: &Opened,
 ) -> Result<Stored, String> {
     let t = &shared.target;
-    // The MD5 of the bytes as they are now: the body below streams the same range (a change
-    // meanwhile is caught by the store's Content-MD5 check, and by `upload_stable`).
+    // The MD5 of the bytes as they are now: the body below streams the same range of the same
+    // open file (a change meanwhile is caught by the store's Content-MD5 check, by the ETag,
+    // and by `upload_stable`).
     let md5 = file_md5(&f.path, 0, f.size).await?;
     let what = t.local_name(&f.rel);
     shared
         .verifier
-        .send(&shared.out, &what, &md5.hex, || async {
-            let _permit = shared
-                .permits
-                .acquire()
-                .await
-                .map_err(|e| SendError::Other(e.to_string()))?;
-            let body = ByteStream::read_from()
-                .path(&f.path)
-                .length(Length::Exact(f.size))
-                .build()
-                .await
-                .map_err(|e| SendError::Other(format!("cannot read the file: {e}")))?;
-            let req = t
-                .writer
-                .put(Area::Site, &t.key(&f.rel))
-                .map_err(|e| SendError::Other(e.to_string()))?
-                .body(body)
-                .content_length(size_i64(f.size))
-                .content_md5(&md5.base64);
-            let mut req = apply_headers!(req, h).customize();
-            if h.content_type.is_none() {
-                // The SDK sends `Content-Type: application/octet-stream` on a PutObject that
-                // sets none, and S3 stores it. aws-cli sends no Content-Type for a file it
-                // cannot type, and S3 then stores `binary/octet-stream`, as it does for our
-                // multipart uploads and CopyObject. Drop the SDK's default (before signing) so
-                // all three agree with aws-cli.
-                req = req.mutate_request(|r| {
-                    r.headers_mut().remove("content-type");
-                });
-            }
-            match req.send().await {
-                Ok(r) => Ok(stored_put(&r)),
-                Err(e) => Err(put_send_error(t.put_error(f, &e), &e)),
-            }
-        })
+        .send(
+            &shared.out,
+            &what,
+            &md5.hex,
+            &|| opened.unchanged(),
+            || async {
+                let _permit = shared
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|e| SendError::Other(e.to_string()))?;
+                let body = ByteStream::read_from()
+                    .path(&f.path)
+                    .length(Length::Exact(f.size))
+                    .build()
+                    .await
+                    .map_err(|e| SendError::Other(format!("cannot read the file: {e}")))?;
+                let req = t
+                    .writer
+                    .put(Area::Site, &t.key(&f.rel))
+                    .map_err(|e| SendError::Other(e.to_string()))?
+                    .body(body)
+                    .content_length(size_i64(f.size))
+                    .content_md5(&md5.base64);
+                let mut req = apply_headers!(req, h).customize();
+                if h.content_type.is_none() {
+                    // The SDK sends `Content-Type: application/octet-stream` on a PutObject that
+                    // sets none, and S3 stores it. aws-cli sends no Content-Type for a file it
+                    // cannot type, and S3 then stores `binary/octet-stream`, as it does for our
+                    // multipart uploads and CopyObject. Drop the SDK's default (before signing) so
+                    // all three agree with aws-cli.
+                    req = req.mutate_request(|r| {
+                        r.headers_mut().remove("content-type");
+                    });
+                }
+                match req.send().await {
+                    Ok(r) => Ok(stored_put(&r)),
+                    Err(e) => Err(put_send_error(t.put_error(f, &e), &e)),
+                }
+            },
+        )
         .await
 }
 

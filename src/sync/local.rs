@@ -28,6 +28,8 @@ pub(crate) struct LocalFile {
     pub(crate) encoding: Option<crate::compress::Compression>,
     /// The file's size on disk.
     pub(crate) source_size: u64,
+    /// Which file the scan saw at `path`: every read checks it is still that one.
+    pub(crate) id: Option<super::open::FileId>,
 }
 
 /// The scan's result: files sorted by `rel`, and the warnings to print.
@@ -184,10 +186,15 @@ pub(crate) fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> S
                 continue;
             }
         };
-        if let Err(e) = std::fs::File::open(path) {
-            out.skip(root, path, format!("file is not readable ({e})"));
-            continue;
-        }
+        // Opened as every later read will open it (never blocking, a regular file only), and
+        // its identity kept: a later read of another file at this path is refused.
+        let id = match super::open::open_regular(path, None).and_then(|f| f.metadata()) {
+            Ok(m) => super::open::FileId::of(&m),
+            Err(e) => {
+                out.skip(root, path, format!("file is not readable ({e})"));
+                continue;
+            }
+        };
         let mut mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
         if !aws_cli_can_read(mtime) {
             // aws-cli warns, compares with 1970-01-01 instead, uploads the file, and exits 2.
@@ -207,6 +214,7 @@ pub(crate) fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> S
             group: 0,
             encoding: None,
             source_size: meta.len(),
+            id,
         });
     }
     out.files.sort_by(|a, b| a.rel.cmp(&b.rel));

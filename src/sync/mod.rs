@@ -6,6 +6,7 @@ pub(crate) mod execute;
 mod header_check;
 pub(crate) mod headers;
 pub(crate) mod local;
+mod open;
 pub(crate) mod plan;
 mod prepare;
 mod release_draft;

@@ -315,6 +315,7 @@ mod tests {
             group: 0,
             encoding: None,
             source_size: size,
+            id: None,
         }
     }
     fn ro(rel: &str, size: u64, etag: &str, lm: i64) -> RemoteObject {

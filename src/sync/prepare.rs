@@ -54,7 +54,7 @@ pub(super) fn hash_files(
         if stop.load(Ordering::Relaxed) {
             return None;
         }
-        etag::digest_file(&files[*i].path, parts)
+        etag::digest_file(&files[*i].path, files[*i].id, parts)
             .ok()
             .map(|(d, _)| (*i, d))
     })
@@ -110,7 +110,8 @@ pub(super) fn prepare(
         .collect();
     let compressed = parallel(jobs, |&(i, c)| {
         // Unreadable files stay as they are: their upload reports the error.
-        let bytes = compress::compress_file(&files[i].path, c).ok().flatten()?;
+        let file = super::open::open_regular(&files[i].path, files[i].id).ok()?;
+        let bytes = compress::compress_file(file, c).ok().flatten()?;
         Some((
             i,
             c,
@@ -187,6 +188,7 @@ mod tests {
                     group: 0,
                     encoding: None,
                     source_size: 6,
+                    id: None,
                 }
             })
             .collect();

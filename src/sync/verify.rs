@@ -58,7 +58,7 @@ impl Md5Sum {
     /// The MD5 of `len` bytes of the file at `offset` (blocking: call from `spawn_blocking`).
     /// Fails when the file has fewer bytes than that: it changed since it was scanned.
     pub(crate) fn of_file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Md5Sum> {
-        let mut f = std::fs::File::open(path)?;
+        let mut f = super::open::open_regular(path, None)?;
         f.seek(SeekFrom::Start(offset))?;
         let mut h = Md5::new();
         let mut left = len;
@@ -139,12 +139,15 @@ fn check_etag(expected: &str, stored: &Stored) -> EtagCheck {
 impl Verifier {
     /// Send with `send` (which sets `Content-MD5` from the same bytes) until the store holds
     /// exactly the bytes whose MD5 is `expected`; `what` names them in messages ("a.css",
-    /// "part 3 of big.bin"). Returns the store's answer.
+    /// "part 3 of big.bin"). `unchanged` tells whether the source still holds the bytes that
+    /// were hashed: two different ETags for a source that changed meanwhile fail this upload,
+    /// and say nothing about the store. Returns the store's answer.
     pub(crate) async fn send<F, Fut>(
         &self,
         out: &Output,
         what: &str,
         expected: &str,
+        unchanged: &(dyn Fn() -> bool + Sync),
         mut send: F,
     ) -> Result<Stored, String>
     where
@@ -169,6 +172,11 @@ impl Verifier {
                             if seen.iter().any(|s| s == &etag) {
                                 return Err(format!(
                                     "the store keeps storing other bytes than were sent for {what}: ETag {etag} on every attempt, expected the MD5 {expected}; check proxies between the runner and the store"
+                                ));
+                            }
+                            if !unchanged() {
+                                return Err(format!(
+                                    "{what} changed while it was uploaded (the store holds other bytes than were hashed: ETag {etag}, expected the MD5 {expected})"
                                 ));
                             }
                             if !seen.is_empty() {
@@ -299,6 +307,14 @@ mod tests {
     where
         F: FnOnce(Result<Stored, String>, usize),
     {
+        run_changing(v, answers, false, f);
+    }
+
+    /// As [`run`]; `changed`: the source changed since it was hashed.
+    fn run_changing<F>(v: &Verifier, answers: Vec<Result<Stored, SendError>>, changed: bool, f: F)
+    where
+        F: FnOnce(Result<Stored, String>, usize),
+    {
         let answers = Mutex::new(answers.into_iter());
         let calls = Mutex::new(0usize);
         let out = Output::new(false, crate::output::Redactor::default());
@@ -309,6 +325,7 @@ mod tests {
             &out,
             "a.css",
             "5d41402abc4b2a76b9719d911017c592",
+            &|| !changed,
             || async {
                 *calls.lock().expect("lock") += 1;
                 answers
@@ -408,5 +425,24 @@ mod tests {
                 assert_eq!(calls, 1);
             },
         );
+    }
+
+    /// Two ETags that differ because the file changed fail that file's upload; verification
+    /// stays on for the rest of the run.
+    #[test]
+    fn a_file_that_changed_fails_its_upload_and_keeps_verification_on() {
+        let v = Verifier::default();
+        let (a, b) = (
+            "11111111111111111111111111111111",
+            "22222222222222222222222222222222",
+        );
+        run_changing(&v, vec![Ok(stored(a)), Ok(stored(b))], true, |r, _| {
+            let e = r.expect_err("the file changed");
+            assert!(e.contains("changed while it was uploaded"), "{e}");
+        });
+        run(&v, vec![Ok(stored(a)), Ok(stored(a))], |r, calls| {
+            assert!(r.is_err(), "still compared");
+            assert_eq!(calls, 2);
+        });
     }
 }

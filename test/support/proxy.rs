@@ -454,6 +454,50 @@ pub enum Action {
     /// Forward with one byte of the request body changed (the middle one, inverted), as a
     /// faulty middlebox or NIC would: headers, Content-MD5 included, go through untouched.
     CorruptBody,
+    /// Read the request, then wait at the gate until the test lets it through, then forward:
+    /// the test changes something (a file on disk) at a moment it controls.
+    Hold(Gate),
+}
+
+/// A gate for [`Action::Hold`]: counts the requests that reached it and lets through as many
+/// as the test released.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<GateState>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    arrived: std::sync::atomic::AtomicUsize,
+    released: std::sync::atomic::AtomicUsize,
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Wait until `n` requests have reached the gate (at most 60 s, then panic).
+    pub fn wait_arrivals(&self, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.0.arrived.load(Ordering::SeqCst) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no request {n} reached the gate within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Let the first `n` requests that reach the gate through.
+    pub fn release(&self, n: usize) {
+        self.0.released.store(n, Ordering::SeqCst);
+    }
+
+    async fn pass(&self) {
+        let me = self.0.arrived.fetch_add(1, Ordering::SeqCst);
+        while self.0.released.load(Ordering::SeqCst) <= me {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
 }
 
 impl Action {
@@ -811,6 +855,10 @@ async fn handle(
         Some(Action::Trickle { chunks, every }) => Some(Pace::Trickle(chunks, every)),
         Some(Action::CorruptBody) => {
             corrupt = true;
+            None
+        }
+        Some(Action::Hold(gate)) => {
+            gate.pass().await;
             None
         }
         None => None,

@@ -14,6 +14,7 @@ use crate::s3::error::explain;
 use crate::sync::etag::part_size_for;
 use crate::sync::headers::{self, apply_headers};
 use crate::sync::local::LocalFile;
+use crate::sync::open::{Opened, Watch};
 use crate::sync::verify::{self, Md5Sum, SendError, Stored};
 
 /// One part sent: what CompleteMultipartUpload lists, the MD5 of the bytes sent, and whether
@@ -25,6 +26,7 @@ pub(super) async fn upload_multipart(
     shared: &Arc<Shared>,
     f: &LocalFile,
     h: &headers::ObjectHeaders,
+    opened: &Opened,
 ) -> Result<Stored, String> {
     let t = &shared.target;
     let key = t.key(&f.rel);
@@ -34,7 +36,14 @@ pub(super) async fn upload_multipart(
         key: key.clone(),
         upload_id: upload_id.clone(),
     });
-    let result = match send_parts(shared, f, &key, &upload_id).await {
+    let result = match send_parts(shared, f, &key, &upload_id, opened).await {
+        // The parts are of the file as it was when opened only if it has not changed since:
+        // otherwise the object would mix versions of it. Not completed (aborted below): the
+        // previous object stays as it was.
+        Ok(_) if !opened.unchanged() => Err(format!(
+            "{} changed while its parts were uploaded: the multipart upload is aborted, not completed",
+            t.local_name(&f.rel)
+        )),
         Ok(parts) => complete(shared, f, &key, &upload_id, parts).await,
         Err(e) => Err(e),
     };
@@ -88,6 +97,7 @@ async fn send_parts(
     f: &LocalFile,
     key: &str,
     upload_id: &str,
+    opened: &Opened,
 ) -> Result<Vec<SentPart>, String> {
     let t = &shared.target;
     let part_size = part_size_for(f.size);
@@ -101,6 +111,7 @@ async fn send_parts(
         let offset = n * part_size;
         let len = part_size.min(f.size - offset);
         let what = format!("part {} of {parts} of {}", n + 1, t.local_name(&f.rel));
+        let watch = opened.watch();
         set.spawn(async move {
             let part_number = i32::try_from(n + 1).unwrap_or(i32::MAX);
             let part = Part {
@@ -111,7 +122,7 @@ async fn send_parts(
                 offset,
                 len,
             };
-            send_part(&shared, &part, &what).await
+            send_part(&shared, &part, &what, &watch).await
         });
     }
     let mut sent = Vec::with_capacity(usize::try_from(parts).unwrap_or(0));
@@ -156,49 +167,60 @@ struct Part<'a> {
 
 /// UploadPart of one part, with its Content-MD5, sent again by the verifier when the store
 /// got other bytes.
-async fn send_part(shared: &Shared, p: &Part<'_>, what: &str) -> Result<SentPart, String> {
+async fn send_part(
+    shared: &Shared,
+    p: &Part<'_>,
+    what: &str,
+    watch: &Watch,
+) -> Result<SentPart, String> {
     let t = &shared.target;
     let md5 = file_md5(p.path, p.offset, p.len).await?;
     let stored = shared
         .verifier
-        .send(&shared.out, what, &md5.hex, || async {
-            let _permit = shared
-                .permits
-                .acquire()
-                .await
-                .map_err(|e| SendError::Other(e.to_string()))?;
-            let body = ByteStream::read_from()
-                .path(p.path)
-                .offset(p.offset)
-                .length(Length::Exact(p.len))
-                .build()
-                .await
-                .map_err(|e| SendError::Other(format!("cannot read the file: {e}")))?;
-            let resp = t
-                .writer
-                .upload_part(p.key, p.upload_id)
-                .map_err(|e| SendError::Other(e.to_string()))?
-                .part_number(p.number)
-                .content_length(size_i64(p.len))
-                .content_md5(&md5.base64)
-                .body(body)
-                .send()
-                .await;
-            match resp {
-                Ok(r) => Ok(Stored {
-                    etag: r.e_tag().map(str::to_string),
-                    etag_not_md5: etag_not_md5(
-                        r.server_side_encryption(),
-                        r.sse_customer_algorithm(),
-                    ),
-                    version_id: None,
-                }),
-                Err(e) => Err(put_send_error(
-                    explain(Op::Put, &t.bucket, Some(p.key), false, &e),
-                    &e,
-                )),
-            }
-        })
+        .send(
+            &shared.out,
+            what,
+            &md5.hex,
+            &|| watch.unchanged(),
+            || async {
+                let _permit = shared
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|e| SendError::Other(e.to_string()))?;
+                let body = ByteStream::read_from()
+                    .path(p.path)
+                    .offset(p.offset)
+                    .length(Length::Exact(p.len))
+                    .build()
+                    .await
+                    .map_err(|e| SendError::Other(format!("cannot read the file: {e}")))?;
+                let resp = t
+                    .writer
+                    .upload_part(p.key, p.upload_id)
+                    .map_err(|e| SendError::Other(e.to_string()))?
+                    .part_number(p.number)
+                    .content_length(size_i64(p.len))
+                    .content_md5(&md5.base64)
+                    .body(body)
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) => Ok(Stored {
+                        etag: r.e_tag().map(str::to_string),
+                        etag_not_md5: etag_not_md5(
+                            r.server_side_encryption(),
+                            r.sse_customer_algorithm(),
+                        ),
+                        version_id: None,
+                    }),
+                    Err(e) => Err(put_send_error(
+                        explain(Op::Put, &t.bucket, Some(p.key), false, &e),
+                        &e,
+                    )),
+                }
+            },
+        )
         .await?;
     Ok((
         CompletedPart::builder()
