@@ -88,7 +88,7 @@ impl Output {
 
     /// `INFO: …`
     pub(crate) fn info(&self, msg: impl AsRef<str>) {
-        self.write_out(&format!("INFO: {}", msg.as_ref()));
+        self.write_out(&format!("INFO: {}", clean(msg.as_ref())));
     }
 
     /// `WARNING: …` (yellow).
@@ -98,7 +98,7 @@ impl Output {
         } else {
             ("", "")
         };
-        self.write_err(&format!("{c}WARNING: {}{r}", msg.as_ref()));
+        self.write_err(&format!("{c}WARNING: {}{r}", clean(msg.as_ref())));
     }
 
     /// A green `✔ …`.
@@ -108,7 +108,7 @@ impl Output {
         } else {
             ("", "")
         };
-        self.write_out(&format!("{c}✔ {}{r}", msg.as_ref()));
+        self.write_out(&format!("{c}✔ {}{r}", clean(msg.as_ref())));
     }
 
     /// A red `✖ …` on standard error.
@@ -118,18 +118,39 @@ impl Output {
         } else {
             ("", "")
         };
-        self.write_err(&format!("{c}✖ {}{r}", msg.as_ref()));
+        self.write_err(&format!("{c}✖ {}{r}", clean(msg.as_ref())));
     }
 
     /// A plain line, such as aws-cli's `upload: a to s3://b/a`.
     pub(crate) fn line(&self, msg: impl AsRef<str>) {
-        self.write_out(msg.as_ref());
+        self.write_out(&clean(msg.as_ref()));
     }
 
     /// A plain error line on standard error, such as aws-cli's `upload failed: …`.
     pub(crate) fn error_line(&self, msg: impl AsRef<str>) {
-        self.write_err(msg.as_ref());
+        self.write_err(&clean(msg.as_ref()));
     }
+}
+
+/// A message as it may be printed: text from the bucket, the environment or file names can
+/// hold control characters (an escape sequence, a line break followed by a forged `✔` line).
+/// Every control character but a tab is written escaped (`\n`, `\u{1b}`), except the line
+/// breaks of the pipe's own multi-line messages, which indent what follows by two spaces.
+fn clean(msg: &str) -> std::borrow::Cow<'_, str> {
+    if !msg.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(msg);
+    }
+    let mut out = String::with_capacity(msg.len() + 8);
+    for (i, c) in msg.char_indices() {
+        if c == '\n' && msg[i + 1..].starts_with("  ") {
+            out.push(c);
+        } else if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A `Write` for tracing that redacts each formatted event before it reaches stderr.
@@ -171,6 +192,15 @@ pub(crate) fn init_tracing(debug: bool, color: bool, redactor: Redactor) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_but_our_indented_lines_stay() {
+        assert_eq!(clean("plain ✔ text"), "plain ✔ text");
+        assert_eq!(clean("a\n✔ forged"), "a\\n✔ forged");
+        assert_eq!(clean("x\u{1b}[32mgreen"), "x\\u{1b}[32mgreen");
+        assert_eq!(clean("cause:\n  fix it"), "cause:\n  fix it");
+        assert_eq!(clean("a\r\nb"), "a\\r\\nb");
+    }
 
     #[test]
     fn redacts_every_secret_longest_first() {

@@ -352,6 +352,7 @@ async fn prepare(
     let manifest = store.get_manifest(&release.manifest).await?;
     crate::release::validate::manifest(&manifest, &release, writer.scope())
         .map_err(RollbackError::Refused)?;
+    copy_settings_allowed(&manifest, &release, cfg).map_err(RollbackError::Refused)?;
     let (current, _, all) =
         crate::s3::list::list(writer.client(), writer.scope(), ListMode::AllVersions, out).await?;
     let the_plan = plan(&manifest, &current, &all, &release.id)
@@ -400,6 +401,50 @@ async fn prepare(
         graced,
         grace,
     })
+}
+
+/// A restore sets again what the manifest records per header group (ACL, storage class,
+/// SSE-KMS): only settings that this step's own settings would give some group are accepted,
+/// so that a manifest someone edited cannot make objects public or move them to another key.
+fn copy_settings_allowed(m: &Manifest, release: &Release, cfg: &SyncConfig) -> Result<(), String> {
+    let groups = crate::sync::headers::groups(&cfg.headers, &cfg.rules);
+    let allowed = crate::sync::release_draft::copy_settings(&groups);
+    for settings in m.copy.values() {
+        if *settings != CopySettings::default() && !allowed.values().any(|a| a == settings) {
+            return Err(format!(
+                "the manifest of release {} asks its restores to set {}, which this step's settings (ACL, STORAGE_CLASS, SSE, RULES) would not set on any object: nothing was changed. Run the rollback with the settings that release was deployed with",
+                release.id,
+                describe(settings)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `ACL public-read, storage class GLACIER` for a message.
+fn describe(c: &CopySettings) -> String {
+    let clip = |v: &str| {
+        v.chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect::<String>()
+    };
+    [
+        c.acl.as_deref().map(|v| format!("ACL {}", clip(v))),
+        c.storage_class
+            .as_deref()
+            .map(|v| format!("storage class {}", clip(v))),
+        c.sse
+            .as_deref()
+            .map(|v| format!("server-side encryption {}", clip(v))),
+        c.sse_kms_key_id
+            .as_deref()
+            .map(|v| format!("KMS key {}", clip(v))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(", ")
 }
 
 /// Restore the non-HTML keys, then the HTML ones once every other key is back. Returns the

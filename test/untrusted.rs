@@ -335,3 +335,119 @@ fn a_file_that_keeps_changing_never_replaces_the_object_with_a_mix() {
     assert_eq!((completes, aborts), (0, 3), "{}", run.all());
     assert_eq!(open_uploads(&url, "disk"), 0);
 }
+
+/// Read, change and write back the gzip manifest of release `index` of the state.
+fn tamper_manifest(url: &str, index: usize, change: impl Fn(&mut serde_json::Value)) {
+    use std::io::{Read, Write};
+    let state: serde_json::Value =
+        serde_json::from_slice(&get(url, "tamper", STATE)).expect("state.json");
+    let key = state["releases"][index]["manifest"]
+        .as_str()
+        .expect("manifest key")
+        .to_string();
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(&get(url, "tamper", &key)[..])
+        .read_to_end(&mut json)
+        .expect("gunzip");
+    let mut m: serde_json::Value = serde_json::from_slice(&json).expect("manifest");
+    change(&mut m);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&serde_json::to_vec(&m).expect("json"))
+        .expect("gzip");
+    put(url, "tamper", &key, &gz.finish().expect("gzip"));
+}
+
+/// A rollback reads the manifest of the release it restores: one that lists no objects where
+/// state.json says there were some, or that asks restores to set an ACL this step would never
+/// set, is refused before anything is written.
+#[test]
+fn a_rollback_refuses_a_manifest_it_could_not_have_written() {
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "tamper");
+    block_on(
+        s3(&url)
+            .put_bucket_versioning()
+            .bucket("tamper")
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send(),
+    )
+    .expect("enable versioning");
+    let a = site(&[("index.html", b"A"), ("a.css", b"a")]);
+    let b = site(&[("index.html", b"B"), ("b.css", b"b")]);
+    let mut va = vars(&url, a.path(), "1");
+    va.retain(|(k, _)| *k != "RELEASE_HISTORY");
+    let mut vb = vars(&url, b.path(), "2");
+    vb.retain(|(k, _)| *k != "RELEASE_HISTORY");
+    run_pipe(&as_refs(&va)).assert_code(0);
+    run_pipe(&as_refs(&vb)).assert_code(0);
+    let proxy = Proxy::start(&url);
+    let mut rollback = vars(&proxy.url(), b.path(), "3");
+    rollback.retain(|(k, _)| *k != "RELEASE_HISTORY");
+    rollback.push(("ROLLBACK", "previous".into()));
+
+    tamper_manifest(&url, 0, |m| m["objects"] = serde_json::json!([]));
+    run_pipe(&as_refs(&rollback))
+        .assert_code(1)
+        .assert_contains("lists 0 objects, and state.json says the release had 2");
+    assert!(proxy.requests_where(is_write).is_empty());
+    assert_eq!(get(&url, "tamper", "site/index.html"), b"B");
+
+    tamper_manifest(&url, 0, |m| {
+        // The first tamper emptied the objects: write them back, with a fingerprint of their own.
+        let fp = "0123456789abcdef";
+        m["objects"] = serde_json::json!([
+            {"k": "a.css", "e": "0cc175b9c0f1b6a831c399e269772661", "s": 1, "f": fp, "v": "x"},
+            {"k": "index.html", "e": "7fc56270e7a70fa81a5935b72eacbe29", "s": 1, "f": fp, "v": "y"}
+        ]);
+        m["copy"] = serde_json::json!({ fp: {"acl": "public-read"} });
+    });
+    proxy.clear_requests();
+    run_pipe(&as_refs(&rollback))
+        .assert_code(1)
+        .assert_contains("asks its restores to set ACL public-read");
+    assert!(proxy.requests_where(is_write).is_empty());
+    assert_eq!(get(&url, "tamper", "site/index.html"), b"B");
+}
+
+/// Variables that would put the site into its own state, the state into the site, or
+/// unbounded text into the release record, are refused before anything is sent (exit 2).
+#[test]
+fn variables_that_would_mix_site_and_state_are_refused() {
+    let dir = site(&[("index.html", b"A"), ("d00/x.css", b"x")]);
+    let cases: [(&[(&'static str, &str)], &str); 5] = [
+        (
+            &[("STATE_PREFIX", "site/d00")],
+            "✖ STATE_PREFIX: \"site/d00/\" is inside the deployed prefix \"site/\"",
+        ),
+        (
+            &[("S3_BUCKET", "tamper/site/.s3-deploy-pipe")],
+            "✖ S3_BUCKET: the prefix \"site/.s3-deploy-pipe/\" is inside a .s3-deploy-pipe folder",
+        ),
+        (
+            &[("BITBUCKET_BUILD_NUMBER", &"9".repeat(100_000))],
+            "✖ BITBUCKET_BUILD_NUMBER: is over 64 characters",
+        ),
+        (
+            &[("BITBUCKET_COMMIT", "abc\n✔ Synced to s3://forged")],
+            "✖ BITBUCKET_COMMIT: is over 64 characters or has control characters",
+        ),
+        (&[("DELETE_GRACE", "99999999999999999999s")], "is too large"),
+    ];
+    for (extra, expected) in cases {
+        // Nothing is listening there: a run that got past the configuration would fail with
+        // exit 1, not 2.
+        let mut v = vars("http://127.0.0.1:9", dir.path(), "1");
+        for (k, val) in extra {
+            v.retain(|(name, _)| name != k);
+            v.push((k, val.to_string()));
+        }
+        run_pipe(&as_refs(&v))
+            .assert_code(2)
+            .assert_contains(expected);
+    }
+}

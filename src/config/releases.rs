@@ -75,9 +75,10 @@ pub(crate) fn parse_duration(value: &str) -> Result<u64, String> {
             'w' => 7 * 86_400,
             _ => return Err(format!("{v:?} has {c:?}, which is not a unit")),
         };
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("{v:?} has a unit without a number before it"))?;
+        if number.is_empty() {
+            return Err(format!("{v:?} has a unit without a number before it"));
+        }
+        let n: u64 = number.parse().map_err(|_| format!("{v:?} is too large"))?;
         total = n
             .checked_mul(unit)
             .and_then(|s| total.checked_add(s))
@@ -200,16 +201,79 @@ pub(super) fn resolve_releases(
                     "STATE_PREFIX",
                     format!("{s:?} is the deployed prefix itself: its state would mix with the site's files; use a folder of its own, e.g. {}{STATE_DIR}", prefix),
                 );
+            } else if let Some(inside) = s.strip_prefix(prefix)
+                && !inside.split('/').any(|segment| segment == STATE_DIR)
+            {
+                p.add(
+                    "STATE_PREFIX",
+                    format!("{s:?} is inside the deployed prefix {prefix:?}: the site's files there would be taken for the state and never deployed; use a folder outside it (e.g. deploy-state/{prefix}) or one named {STATE_DIR} (e.g. {prefix}{STATE_DIR}/)"),
+                );
             }
             s
         }
     };
+    if prefix.split('/').any(|segment| segment == STATE_DIR) {
+        p.add(
+            "S3_BUCKET",
+            format!("the prefix {prefix:?} is inside a {STATE_DIR} folder, which holds the pipe's release state: deploy to a prefix without one"),
+        );
+    }
     ReleaseConfig {
         state_prefix,
         history,
         grace_secs,
-        release_id: non_empty(&raw.bitbucket_build_number).map(str::to_string),
-        commit: non_empty(&raw.bitbucket_commit).map(str::to_string),
+        release_id: label(p, "BITBUCKET_BUILD_NUMBER", &raw.bitbucket_build_number),
+        commit: label(p, "BITBUCKET_COMMIT", &raw.bitbucket_commit),
+    }
+}
+
+/// A build number or commit, recorded in the release state and printed: at most
+/// [`MAX_LABEL_CHARS`] characters, none of them a control character.
+fn label(p: &mut Problems, var: &str, value: &Option<String>) -> Option<String> {
+    let v = non_empty(value)?;
+    if v.chars().count() > MAX_LABEL_CHARS || v.chars().any(char::is_control) {
+        p.add(
+            var,
+            format!("is over {MAX_LABEL_CHARS} characters or has control characters: Bitbucket sets it to a build number or a commit hash; unset it or set it to one"),
+        );
+        return None;
+    }
+    Some(v.to_string())
+}
+
+/// Build numbers and commit hashes (40 hex digits) are far shorter; release ids stay under the
+/// 128 characters the state allows (`release::validate`), `.N` suffixes included.
+const MAX_LABEL_CHARS: usize = 64;
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn huge_durations_are_too_large_and_labels_are_bounded() {
+        assert_eq!(
+            parse_duration("99999999999999999999s"),
+            Err("\"99999999999999999999s\" is too large".to_string())
+        );
+        assert!(
+            parse_duration("h")
+                .expect_err("no number")
+                .contains("without a number")
+        );
+        let mut p = Problems::default();
+        assert_eq!(
+            label(&mut p, "BITBUCKET_BUILD_NUMBER", &Some("42".into())),
+            Some("42".into())
+        );
+        assert_eq!(
+            label(&mut p, "BITBUCKET_BUILD_NUMBER", &Some("9".repeat(100_000))),
+            None
+        );
+        assert_eq!(
+            label(&mut p, "BITBUCKET_COMMIT", &Some("a\n✔ forged".into())),
+            None
+        );
+        assert_eq!(p.0.len(), 2);
     }
 }
 

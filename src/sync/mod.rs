@@ -9,7 +9,7 @@ pub(crate) mod local;
 mod open;
 pub(crate) mod plan;
 mod prepare;
-mod release_draft;
+pub(crate) mod release_draft;
 pub(crate) mod verify;
 
 use std::sync::Arc;

@@ -113,8 +113,9 @@ pub(super) async fn draft(
     })
 }
 
-/// What CopyObject must set again on a restore, per header fingerprint.
-fn copy_settings(groups: &[headers::Group]) -> BTreeMap<String, CopySettings> {
+/// What CopyObject must set again on a restore, per header fingerprint (only the groups that
+/// set something).
+pub(crate) fn copy_settings(groups: &[headers::Group]) -> BTreeMap<String, CopySettings> {
     groups
         .iter()
         .map(|g| {
