@@ -33,14 +33,12 @@ pub(crate) enum InvalidateError {
         "CloudFront distribution {0} does not exist: check DISTRIBUTION_ID (the ID from the CloudFront console, such as E2QWRUHEXAMPLE, not the domain name)"
     )]
     NoSuchDistribution(String),
-    #[error(
-        "access denied creating an invalidation on {id} ({detail}): allow {actions} on arn:aws:cloudfront::{account}:distribution/{id}"
-    )]
+    /// `allow`: the actions and the distribution's ARN, from `iam::PERMISSIONS`.
+    #[error("access denied creating an invalidation on {id} ({detail}): {allow}")]
     AccessDenied {
         id: String,
         detail: String,
-        actions: String,
-        account: String,
+        allow: String,
     },
     #[error(
         "CloudFront still had too many invalidations in progress on {0} after retrying for {1} s: wait for them to finish, or lower MAX_INVALIDATION_PATHS so that paths collapse into wildcards"
@@ -294,16 +292,24 @@ fn map_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     let (code, detail) = crate::s3::error::code_and_detail(err);
     match code.as_str() {
         "NoSuchDistribution" => InvalidateError::NoSuchDistribution(id.to_string()),
-        "AccessDenied" | "AccessDeniedException" => InvalidateError::AccessDenied {
-            id: id.to_string(),
-            detail,
-            actions: if wait {
-                "cloudfront:CreateInvalidation and cloudfront:GetInvalidation".into()
+        "AccessDenied" | "AccessDeniedException" => {
+            use crate::iam::Feature::{Invalidation, Wait};
+            let features: &[crate::iam::Feature] = if wait {
+                &[Invalidation, Wait]
             } else {
-                "cloudfront:CreateInvalidation".into()
-            },
-            account: account.to_string(),
-        },
+                &[Invalidation]
+            };
+            let names = crate::iam::Names {
+                account,
+                distribution: id,
+                ..Default::default()
+            };
+            InvalidateError::AccessDenied {
+                id: id.to_string(),
+                detail,
+                allow: crate::iam::allow(crate::iam::Service::CloudFront, features, &names),
+            }
+        }
         _ => InvalidateError::Aws {
             op,
             id: id.to_string(),

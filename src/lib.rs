@@ -12,6 +12,7 @@ mod compress;
 pub mod config;
 mod credentials;
 mod filter;
+mod iam;
 mod invalidate;
 pub mod jwt;
 mod network;

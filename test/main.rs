@@ -7,6 +7,7 @@
 mod support;
 
 mod foundation;
+mod iam;
 mod integrity;
 mod invalidate;
 mod migration;

@@ -479,7 +479,8 @@ pub(crate) fn explain_sts_failure(
             "Fix: the token could not be validated: the identity provider URL must be https://{provider} and its audience \"{aud}\"; the token must come from this step (oidc: true), not be copied from elsewhere."
         ),
         "AccessDenied" | "AccessDeniedException" => format!(
-            "Fix: the trust policy of {role_arn} must allow sts:AssumeRoleWithWebIdentity for the principal {{\"Federated\": \"arn:aws:iam::{}:oidc-provider/{provider}\"}}, and its conditions must match the token: \"{provider}:aud\" = \"{aud}\" and, if present, \"{provider}:sub\" matching \"{sub}\" (use StringLike with a trailing * for any step of the repository). Also check the role ARN's exact spelling: IAM role ARNs are case-sensitive.",
+            "Fix: the trust policy of {role_arn} must allow {} for the principal {{\"Federated\": \"arn:aws:iam::{}:oidc-provider/{provider}\"}}, and its conditions must match the token: \"{provider}:aud\" = \"{aud}\" and, if present, \"{provider}:sub\" matching \"{sub}\" (use StringLike with a trailing * for any step of the repository). Also check the role ARN's exact spelling: IAM role ARNs are case-sensitive.",
+            crate::iam::actions(crate::iam::Service::Sts, &[crate::iam::Feature::Oidc]).join(" and "),
             account_of(role_arn)
         ),
         "ExpiredTokenException" | "ExpiredToken" => "Fix: the token expired before it was used. Bitbucket issues a fresh token for each step: re-run the step, and run the pipe in the step that has \"oidc: true\" rather than passing the token on.".to_string(),
@@ -569,6 +570,10 @@ mod tests {
     #[test]
     fn access_denied_names_the_trust_policy_conditions() {
         let text = fix("AccessDenied", "Not authorized", 0);
+        assert!(
+            text.contains("must allow sts:AssumeRoleWithWebIdentity for the principal"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "oidc-provider/api.bitbucket.org/2.0/workspaces/ws/pipelines-config/identity/oidc"

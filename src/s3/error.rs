@@ -7,7 +7,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::scope::OutOfScope;
 
-/// What an S3 request was for: decides which permission a refusal names.
+/// What an S3 request was for. A refusal names the permissions of the request's operation in
+/// [`crate::iam::PERMISSIONS`]: the operation is read from the SDK error's type
+/// (`ListObjectVersionsError` is ListObjectVersions), and this is the fallback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
     List,
@@ -17,6 +19,41 @@ pub(crate) enum Op {
     Copy,
     Delete,
     Head,
+}
+
+impl Op {
+    /// The API operation (as [`crate::iam::PERMISSIONS`] names it) that `self` stands for
+    /// when the error's type does not say.
+    fn operation(self) -> &'static str {
+        match self {
+            Op::List => "ListObjectsV2",
+            Op::Put => "PutObject",
+            Op::Copy => "CopyObject",
+            Op::Delete => "DeleteObjects",
+            Op::Head => "HeadObject",
+        }
+    }
+}
+
+/// The S3 operation whose error `E` is (`aws_sdk_s3::operation::put_object::PutObjectError`
+/// is `PutObject`), when [`crate::iam::PERMISSIONS`] lists it.
+fn operation_of<E>() -> Option<&'static str> {
+    let name = std::any::type_name::<E>();
+    let operation = name.rsplit("::").next()?.strip_suffix("Error")?;
+    crate::iam::PERMISSIONS
+        .iter()
+        .find(|p| p.service == crate::iam::Service::S3 && p.operation == operation)
+        .map(|p| p.operation)
+}
+
+/// What the refused request was doing, for the operations on the bucket itself.
+fn doing(operation: &str) -> Option<&'static str> {
+    match operation {
+        "ListObjectsV2" => Some("listing the bucket"),
+        "ListObjectVersions" => Some("listing the bucket's versions"),
+        "GetBucketVersioning" => Some("reading the bucket's versioning"),
+        _ => None,
+    }
 }
 
 /// An S3 request that failed, or that the scope refused to send.
@@ -121,7 +158,9 @@ where
     }
 }
 
-/// Turn an S3 error into a message that names the missing permission or the fix.
+/// Turn an S3 error into a message that names the missing permission or the fix. An
+/// `AccessDenied` names the actions and resource of the operation's rows in
+/// [`crate::iam::PERMISSIONS`] (`acl`: an ACL or grants are set, so s3:PutObjectAcl too).
 pub(crate) fn explain<E>(
     op: Op,
     bucket: &str,
@@ -133,36 +172,24 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let (code, detail) = code_and_detail(err);
-    let resource = match key {
-        Some(k) => format!("arn:aws:s3:::{bucket}/{k}"),
-        None => format!("arn:aws:s3:::{bucket}"),
-    };
-    match (code.as_str(), op) {
-        ("NoSuchBucket", _) => {
+    let operation = operation_of::<E>().unwrap_or_else(|| op.operation());
+    match code.as_str() {
+        "NoSuchBucket" => {
             format!("bucket {bucket:?} does not exist ({detail}): create it, or fix S3_BUCKET")
         }
-        ("PermanentRedirect" | "AuthorizationHeaderMalformed", _) => format!(
+        "PermanentRedirect" | "AuthorizationHeaderMalformed" => format!(
             "bucket {bucket:?} is in another region than the one configured ({detail}): set AWS_DEFAULT_REGION to the bucket's region"
         ),
-        ("AccessDenied", Op::List) => format!(
-            "access denied listing the bucket ({detail}): allow s3:ListBucket on arn:aws:s3:::{bucket} for this role or user"
-        ),
-        ("AccessDenied", Op::Put) if acl => format!(
-            "access denied ({detail}): allow s3:PutObject and s3:PutObjectAcl (ACL is set) on {resource}"
-        ),
-        ("AccessDenied", Op::Put) => {
-            format!("access denied ({detail}): allow s3:PutObject on {resource}")
-        }
-        ("AccessDenied", Op::Copy) => format!(
-            "access denied ({detail}): allow s3:GetObject and s3:PutObject{} on {resource}",
-            if acl { " and s3:PutObjectAcl" } else { "" }
-        ),
-        ("AccessDenied", Op::Delete) => {
-            format!("access denied ({detail}): allow s3:DeleteObject on arn:aws:s3:::{bucket}/*")
-        }
-        ("AccessDenied", Op::Head) => {
-            format!("access denied ({detail}): allow s3:GetObject on {resource}")
-        }
+        "AccessDenied" => match (
+            crate::iam::s3_allow(operation, bucket, key, acl),
+            doing(operation),
+        ) {
+            (Some(allow), Some(what)) => {
+                format!("access denied {what} ({detail}): {allow} for this role or user")
+            }
+            (Some(allow), None) => format!("access denied ({detail}): {allow}"),
+            (None, _) => detail,
+        },
         _ => detail,
     }
 }
@@ -186,4 +213,106 @@ where
         );
     let region = raw.headers().get("x-amz-bucket-region")?;
     (redirect && !region.is_empty()).then(|| region.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError;
+    use aws_sdk_s3::operation::copy_object::CopyObjectError;
+    use aws_sdk_s3::operation::list_object_versions::ListObjectVersionsError;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+    use aws_sdk_s3::operation::upload_part::UploadPartError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    /// S3's 403 AccessDenied to an operation whose error type `make` builds.
+    fn denied<E>(make: fn(ErrorMetadata) -> E) -> SdkError<E, HttpResponse> {
+        let meta = ErrorMetadata::builder()
+            .code("AccessDenied")
+            .message("Access Denied")
+            .build();
+        let status = StatusCode::try_from(403).expect("a status");
+        SdkError::service_error(make(meta), HttpResponse::new(status, SdkBody::empty()))
+    }
+
+    /// The permission named is the refused operation's, from `iam::PERMISSIONS`: the
+    /// operation is the error's own, whatever `Op` the caller passed.
+    #[test]
+    fn access_denied_names_the_operations_action_and_resource() {
+        let detail = "(AccessDenied: Access Denied)";
+        assert_eq!(
+            explain(
+                Op::List,
+                "b",
+                None,
+                false,
+                &denied(ListObjectsV2Error::generic)
+            ),
+            format!(
+                "access denied listing the bucket {detail}: allow s3:ListBucket on arn:aws:s3:::b for this role or user"
+            )
+        );
+        assert_eq!(
+            explain(
+                Op::List,
+                "b",
+                None,
+                false,
+                &denied(ListObjectVersionsError::generic)
+            ),
+            format!(
+                "access denied listing the bucket's versions {detail}: allow s3:ListBucketVersions on arn:aws:s3:::b for this role or user"
+            )
+        );
+        assert_eq!(
+            explain(
+                Op::Put,
+                "b",
+                Some("site/big.bin"),
+                false,
+                &denied(AbortMultipartUploadError::generic)
+            ),
+            format!(
+                "access denied {detail}: allow s3:AbortMultipartUpload on arn:aws:s3:::b/site/big.bin"
+            )
+        );
+        assert_eq!(
+            explain(
+                Op::Put,
+                "bkt",
+                Some("bad.css"),
+                true,
+                &denied(PutObjectError::generic)
+            ),
+            format!(
+                "access denied {detail}: allow s3:PutObject and s3:PutObjectAcl (ACL is set) on arn:aws:s3:::bkt/bad.css"
+            )
+        );
+        assert_eq!(
+            explain(
+                Op::Put,
+                "b",
+                Some("k"),
+                false,
+                &denied(UploadPartError::generic)
+            ),
+            format!("access denied {detail}: allow s3:PutObject on arn:aws:s3:::b/k")
+        );
+        assert!(
+            explain(
+                Op::Copy,
+                "b",
+                Some("k"),
+                false,
+                &denied(CopyObjectError::generic)
+            )
+            .contains(
+                "allow s3:GetObject and s3:PutObject on arn:aws:s3:::b/k, and s3:GetObjectVersion"
+            )
+        );
+    }
 }

@@ -51,13 +51,13 @@ pub(super) async fn upload_multipart(
         Ok(_) => shared.cancel.untrack_upload(&upload_id),
         Err(_) if shared.cancel.is_cancelled() => {
             // Stopping: best effort within a short deadline; what is left open is printed.
-            let abort = abort_upload(t, &key, &upload_id);
+            let abort = abort_upload(shared, &key, &upload_id);
             if let Ok(true) = tokio::time::timeout(crate::cancel::ABORT_DEADLINE, abort).await {
                 shared.cancel.untrack_upload(&upload_id);
             }
         }
         Err(_) => {
-            if abort_upload(t, &key, &upload_id).await {
+            if abort_upload(shared, &key, &upload_id).await {
                 shared.cancel.untrack_upload(&upload_id);
             }
         }
@@ -310,7 +310,8 @@ async fn completed_already(t: &Target, key: &str, expected: &str) -> Option<Stor
 }
 
 /// Abort a multipart upload so that no parts are left behind (and billed). True when done.
-async fn abort_upload(t: &Target, key: &str, upload_id: &str) -> bool {
+async fn abort_upload(shared: &Shared, key: &str, upload_id: &str) -> bool {
+    let t = &shared.target;
     let req = match t.writer.abort_multipart(key, upload_id) {
         Ok(req) => req,
         Err(e) => {
@@ -322,7 +323,12 @@ async fn abort_upload(t: &Target, key: &str, upload_id: &str) -> bool {
     match res {
         Ok(_) => true,
         Err(e) => {
-            tracing::warn!(key, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "abort multipart upload failed");
+            tracing::debug!(key, error = %aws_sdk_s3::error::DisplayErrorContext(&e), "abort multipart upload failed");
+            shared.out.warn(format!(
+                "could not abort the multipart upload of s3://{}/{key}: {}",
+                t.bucket,
+                explain(Op::Put, &t.bucket, Some(key), false, &e)
+            ));
             false
         }
     }
