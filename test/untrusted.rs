@@ -451,3 +451,223 @@ fn variables_that_would_mix_site_and_state_are_refused() {
             .assert_contains(expected);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Property: whatever state.json and the manifests say, a deploy, a rollback and a list write
+// only the two allowed key sets, and never panic.
+// ---------------------------------------------------------------------------------------------
+
+/// Whether the pipe may write `key` (deployed prefix `site/`, default state prefix).
+fn allowed_key(key: &str) -> bool {
+    let state = "site/.s3-deploy-pipe/";
+    if let Some(rest) = key.strip_prefix(state) {
+        return rest == "state.json"
+            || rest
+                .strip_prefix("releases/")
+                .and_then(|n| n.strip_suffix(".json.gz"))
+                .and_then(|n| n.split_once('-'))
+                .is_some_and(|(t, id)| {
+                    !t.is_empty()
+                        && t.bytes().all(|b| b.is_ascii_digit())
+                        && id.len() <= 64
+                        && id
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+                });
+    }
+    key.strip_prefix("site/").is_some_and(|rel| {
+        !rel.is_empty()
+            && !rel
+                .split('/')
+                .any(|s| s == ".s3-deploy-pipe" || s == "." || s == "..")
+    })
+}
+
+/// Every key a write request names: its path's key, and each `<Key>` of a DeleteObjects.
+fn written_keys(r: &Recorded) -> Vec<String> {
+    if r.is_delete_objects() {
+        let body = r.body_str();
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()))
+            .map(|k| {
+                k.replace("&amp;", "&")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+            })
+            .collect()
+    } else {
+        r.s3_key().into_iter().collect()
+    }
+}
+
+/// One random, often hostile, value of a string field of the state.
+fn hostile_text(rng: &mut Rng, pool: &[String]) -> String {
+    match rng.next() % 6 {
+        0 => pool[rng.next() as usize % pool.len()].clone(),
+        1 => "9".repeat(1 + rng.next() as usize % 70_000),
+        2 => "a\n✔ forged\u{1b}[31m".to_string(),
+        3 => String::new(),
+        4 => format!("{}", rng.next()),
+        _ => "../".repeat(1 + rng.next() as usize % 5) + "other/secret.txt",
+    }
+}
+
+/// A fixed-seed generator (splitmix64): the same cases on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        u32::try_from((z ^ (z >> 31)) >> 32).unwrap_or(0)
+    }
+}
+
+#[test]
+fn hostile_release_state_never_makes_the_pipe_write_elsewhere_or_panic() {
+    use std::io::Write;
+    const CASES: usize = 10;
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "tamper");
+    block_on(
+        s3(&url)
+            .put_bucket_versioning()
+            .bucket("tamper")
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send(),
+    )
+    .expect("enable versioning");
+    put(&url, "tamper", "other/secret.txt", b"secret");
+    put(&url, "tamper", "other/.s3-deploy-pipe/state.json", b"{}");
+    let a = site(&[("index.html", b"A"), ("a.css", b"a")]);
+    let b = site(&[("index.html", b"B"), ("b.css", b"b")]);
+    let plain = |dir: &std::path::Path, build: &str, endpoint: &str| {
+        let mut v = vars(endpoint, dir, build);
+        v.retain(|(k, _)| *k != "RELEASE_HISTORY");
+        v
+    };
+    run_pipe(&as_refs(&plain(a.path(), "1", &url))).assert_code(0);
+    run_pipe(&as_refs(&plain(b.path(), "2", &url))).assert_code(0);
+    let real: serde_json::Value =
+        serde_json::from_slice(&get(&url, "tamper", STATE)).expect("state.json");
+    let manifests: Vec<String> = real["releases"]
+        .as_array()
+        .expect("releases")
+        .iter()
+        .filter_map(|r| r["manifest"].as_str().map(str::to_string))
+        .collect();
+    let pool: Vec<String> = [
+        "other/secret.txt",
+        "site/index.html",
+        "other/.s3-deploy-pipe/state.json",
+        "site/.s3-deploy-pipe/state.json",
+        "site/.s3-deploy-pipe/releases/1-x.json.gz",
+        "site/.s3-deploy-pipe/releases/../../other/secret.txt",
+        "index.html",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(manifests.iter().cloned())
+    .collect();
+
+    let proxy = Proxy::start(&url);
+    let mut rng = Rng(7);
+    for case in 0..CASES {
+        // A state: the real one with fields replaced, releases added or dropped.
+        let mut state = real.clone();
+        let releases = state["releases"].as_array_mut().expect("releases");
+        for _ in 0..rng.next() % 4 {
+            let mut r = releases[0].clone();
+            r["manifest"] = serde_json::json!(hostile_text(&mut rng, &pool));
+            r["id"] = serde_json::json!(hostile_text(&mut rng, &pool));
+            releases.insert(0, r);
+        }
+        for r in releases.iter_mut() {
+            match rng.next() % 5 {
+                0 => r["manifest"] = serde_json::json!(hostile_text(&mut rng, &pool)),
+                1 => r["commit"] = serde_json::json!(hostile_text(&mut rng, &pool)),
+                2 => r["objects"] = serde_json::json!(rng.next() % 5),
+                _ => {}
+            }
+        }
+        if rng.next().is_multiple_of(3) {
+            state["prefix"] = serde_json::json!(hostile_text(&mut rng, &pool));
+        }
+        if rng.next().is_multiple_of(2) {
+            state["stale"] = serde_json::json!({ hostile_text(&mut rng, &pool): 0, "a.css": 0 });
+        }
+        put(
+            &url,
+            "tamper",
+            STATE,
+            &serde_json::to_vec(&state).expect("json"),
+        );
+        // A manifest of the previous release: hostile keys, counts and copy settings.
+        let objects: Vec<serde_json::Value> = (0..rng.next() % 4)
+            .map(|_| {
+                serde_json::json!({"k": hostile_text(&mut rng, &pool), "e": "x", "s": 1,
+                                   "f": "fp", "v": "v"})
+            })
+            .collect();
+        let manifest = serde_json::json!({"schema": 1, "prefix": "site/", "objects": objects,
+            "copy": {"fp": {"acl": "public-read"}}});
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&serde_json::to_vec(&manifest).expect("json"))
+            .expect("gzip");
+        put(&url, "tamper", &manifests[0], &gz.finish().expect("gzip"));
+
+        for extra in [
+            None,
+            Some(("ROLLBACK", "previous")),
+            Some(("RELEASES", "list")),
+        ] {
+            proxy.clear_requests();
+            let mut v = plain(b.path(), "3", &proxy.url());
+            v.push(("DELETE_GRACE", "1s".into()));
+            if let Some((k, val)) = extra {
+                v.push((k, val.into()));
+            }
+            let run = run_pipe(&as_refs(&v));
+            assert!(
+                run.code == 0 || run.code == 1,
+                "case {case} {extra:?}: exit {}\n{}",
+                run.code,
+                run.all()
+            );
+            assert!(
+                !run.all().contains("panicked"),
+                "case {case}: {}",
+                run.all()
+            );
+            for r in proxy.requests_where(is_write) {
+                for key in written_keys(&r) {
+                    assert!(
+                        allowed_key(&key),
+                        "case {case} {extra:?}: wrote {key:?} ({} {})\nstate: {}",
+                        r.method,
+                        r.path,
+                        serde_json::to_string(&state).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            get(&url, "tamper", "other/secret.txt"),
+            b"secret",
+            "case {case}"
+        );
+        assert_eq!(
+            get(&url, "tamper", "other/.s3-deploy-pipe/state.json"),
+            b"{}"
+        );
+    }
+}
