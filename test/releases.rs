@@ -655,3 +655,25 @@ fn a_deploy_takes_version_ids_from_the_live_manifest_not_from_a_listing_of_versi
         .assert_contains("1 restored, 1 unchanged, 0 deleted");
     assert_eq!(get(&url, "ids", "site/index.html"), b"a");
 }
+
+/// Every write of the release state carries the Content-MD5 of its body, as every upload does:
+/// the store verifies it, and buckets with S3 Object Lock refuse a PutObject without one (#26).
+#[test]
+fn state_writes_carry_the_content_md5_of_their_body() {
+    use base64::Engine;
+    use md5::{Digest, Md5};
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "md5");
+    let proxy = Proxy::start(&url);
+    let a = site(&[("index.html", b"A")]);
+    deploy(&proxy.url(), "md5", a.path(), "1", &[]).assert_code(0);
+    // (`is_put_object` leaves the state out: the site's PUTs are what most tests count.)
+    let state_puts = proxy.requests_where(|r| r.is_state() && r.method == "PUT");
+    assert_eq!(state_puts.len(), 2, "a manifest and state.json");
+    for r in state_puts {
+        assert!(r.body_len <= crate::support::proxy::RECORDED_BODY_LIMIT);
+        let want = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&r.body));
+        assert_eq!(r.header("content-md5"), Some(want.as_str()), "{}", r.path);
+    }
+}

@@ -11,7 +11,6 @@
 use std::io::{Read, Write};
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
 
 use super::{MANIFEST_DIR, MANIFEST_SCHEMA, Manifest, STATE_OBJECT, STATE_SCHEMA, State};
 use crate::output::Output;
@@ -154,10 +153,9 @@ impl Store {
                 .map_err(|e| StoreError::Invalid(format!("internal error: {e}")))?;
             let mut req = self
                 .writer
-                .put(Area::State, &key)?
+                .put_bytes(Area::State, &key, body)?
                 .content_type("application/json")
-                .cache_control("no-store")
-                .body(ByteStream::from(body));
+                .cache_control("no-store");
             if conditional {
                 req = match &loaded.etag {
                     Some(etag) => req.if_match(etag),
@@ -226,11 +224,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let body = encode_manifest(manifest)?;
         self.writer
-            .put(Area::State, key)?
+            .put_bytes(Area::State, key, body)?
             .content_type("application/json")
             .content_encoding("gzip")
             .cache_control("no-store")
-            .body(ByteStream::from(body))
             .send()
             .await
             .map_err(|e| aws("writing the release manifest", self.bucket(), key, &e))?;

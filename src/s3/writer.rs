@@ -76,6 +76,25 @@ impl Writer {
         Ok(self.client.put_object().bucket(self.bucket()).key(key))
     }
 
+    /// PutObject of `key` with `body` from memory, its length and its `Content-MD5` set: the
+    /// store verifies the bytes (and buckets with Object Lock require the header).
+    pub(crate) fn put_bytes(
+        &self,
+        area: Area,
+        key: &str,
+        body: Vec<u8>,
+    ) -> Result<PutObjectFluentBuilder, OutOfScope> {
+        use base64::Engine;
+        use md5::Digest;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
+        let len = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        Ok(self
+            .put(area, key)?
+            .content_md5(md5)
+            .content_length(len)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body)))
+    }
+
     /// CreateMultipartUpload of a site key.
     pub(crate) fn create_multipart(
         &self,
