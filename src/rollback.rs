@@ -357,6 +357,18 @@ async fn prepare(
         crate::s3::list::list(writer.client(), writer.scope(), ListMode::AllVersions, out).await?;
     let the_plan = plan(&manifest, &current, &all, &release.id)
         .map_err(|e| RollbackError::Refused(format!("{e}; nothing was changed")))?;
+    if the_plan.restores.is_empty() && the_plan.delete_candidates.is_empty() {
+        let other = newest_other_content(&store, &loaded.state, &current, &all, &writer).await;
+        return Err(RollbackError::Refused(format!(
+            "release {} has the live content already: nothing to roll back, nothing was changed. {}",
+            release.id,
+            match other {
+                Some(id) => format!("The newest release with other content is {id}: ROLLBACK={id}"),
+                None => "No other recorded release has other content (RELEASES=list shows them)"
+                    .to_string(),
+            }
+        )));
+    }
     let now = crate::release::now_secs();
     let graced = crate::release::grace::apply(
         &the_plan.delete_candidates,
@@ -446,6 +458,37 @@ fn describe(c: &CopySettings) -> String {
     .collect::<Vec<_>>()
     .join(", ")
 }
+
+/// The newest recorded release whose content differs from the live objects (at most
+/// [`OTHER_CONTENT_LOOKUPS`] manifests read), for a rollback that would change nothing.
+async fn newest_other_content(
+    store: &Store,
+    state: &State,
+    current: &[RemoteObject],
+    all: &AllVersions,
+    writer: &Writer,
+) -> Option<String> {
+    for r in state.releases.iter().rev().take(OTHER_CONTENT_LOOKUPS) {
+        if !r.versioned {
+            continue;
+        }
+        let Ok(m) = store.get_manifest(&r.manifest).await else {
+            continue;
+        };
+        if crate::release::validate::manifest(&m, r, writer.scope()).is_err() {
+            continue;
+        }
+        if let Ok(p) = plan(&m, current, all, &r.id)
+            && (!p.restores.is_empty() || !p.delete_candidates.is_empty())
+        {
+            return Some(r.id.clone());
+        }
+    }
+    None
+}
+
+/// Manifests read to name another release when the one asked for has the live content.
+const OTHER_CONTENT_LOOKUPS: usize = 20;
 
 /// Restore the non-HTML keys, then the HTML ones once every other key is back. Returns the
 /// restored keys (relative) with their new ETag and VersionId, and the failures.
@@ -547,6 +590,7 @@ fn draft(
         id: cfg.releases.release_id.clone(),
         commit: p.release.commit.clone(),
         kind: "rollback",
+        new_release: true,
         rollback_of: Some(p.release.id.clone()),
         manifest: m,
         stale: p.graced.stale,

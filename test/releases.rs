@@ -167,7 +167,8 @@ fn grace_keeps_replaced_files_until_it_has_passed() {
     assert_eq!(r["sync"]["grace"]["stale_deleted"], 1);
     assert_eq!(r["sync"]["grace"]["stale_waiting"], 1);
     assert_eq!(r["sync"]["deleted"], serde_json::json!(["site/app.a.js"]));
-    assert_eq!(r["release"]["id"], "4");
+    // Only a stale key went: the live objects are release 3's, so no new release (#26 item 6).
+    assert!(r["release"]["id"].is_null(), "{}", r["release"]);
     // The state was never deleted, counted or uploaded over, although deletes are on.
     assert!(all_keys(&url, "grace").contains(&STATE.to_string()));
 }
@@ -676,4 +677,50 @@ fn state_writes_carry_the_content_md5_of_their_body() {
         let want = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&r.body));
         assert_eq!(r.header("content-md5"), Some(want.as_str()), "{}", r.path);
     }
+}
+
+/// A deploy that only deletes stale keys (the grace has passed) leaves the live objects as
+/// they were: it updates the state, records no release, and `ROLLBACK=previous` still means the
+/// build before. A rollback to a release with the live content says so and names one that
+/// differs (#26 item 6).
+#[test]
+fn deleting_stale_keys_records_no_release_and_previous_stays_the_build_before() {
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "prev");
+    enable_versioning(&url, "prev");
+    let a = site(&[("index.html", b"A"), ("app.a.js", b"a")]);
+    let b = site(&[("index.html", b"B"), ("app.b.js", b"b")]);
+    let grace = [("DELETE_GRACE", "1h")];
+    deploy(&url, "prev", a.path(), "1", &grace).assert_code(0);
+    deploy(&url, "prev", b.path(), "2", &grace).assert_code(0);
+    assert_eq!(stale_keys(&url, "prev"), vec!["app.a.js"]);
+    age_stale(&url, "prev", "app.a.js", 7200);
+    deploy(&url, "prev", b.path(), "3", &grace)
+        .assert_code(0)
+        .assert_contains("The live objects are still those of release 2: no new release recorded");
+    assert!(
+        stale_keys(&url, "prev").is_empty(),
+        "the stale key was deleted"
+    );
+    let ids: Vec<String> = state(&url, "prev")["releases"]
+        .as_array()
+        .expect("releases")
+        .iter()
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ids, vec!["1", "2"]);
+
+    let mut v = deploy_vars(&url, "prev", b.path(), "4");
+    v.retain(|(k, _)| *k != "LOCAL_PATH");
+    run_pipe(&as_refs(&with(v.clone(), &[("ROLLBACK", "2")])))
+        .assert_code(1)
+        .assert_contains("release 2 has the live content already: nothing to roll back")
+        .assert_contains("The newest release with other content is 1: ROLLBACK=1");
+    assert_eq!(get(&url, "prev", "site/index.html"), b"B");
+    run_pipe(&as_refs(&with(v, &[("ROLLBACK", "previous")])))
+        .assert_code(0)
+        .assert_contains("to release 1");
+    assert_eq!(get(&url, "prev", "site/index.html"), b"A");
+    assert_eq!(get(&url, "prev", "site/app.a.js"), b"a");
 }

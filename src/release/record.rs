@@ -22,6 +22,8 @@ pub(crate) struct Draft {
     pub(crate) commit: Option<String>,
     /// `deploy` or `rollback`.
     pub(crate) kind: &'static str,
+    /// False when the live objects are the live release's: only the stale keys are written.
+    pub(crate) new_release: bool,
     pub(crate) rollback_of: Option<String>,
     pub(crate) manifest: Manifest,
     /// The stale keys after this run.
@@ -89,7 +91,8 @@ pub(crate) async fn record(draft: Draft, now: i64, out: &Output) -> Result<Recor
         .objects
         .iter()
         .all(|e| e.version_id.is_some());
-    let manifest_key = (draft.history > 0).then(|| draft.store.manifest_key(&base_id, now_ms));
+    let manifest_key = (draft.history > 0 && draft.new_release)
+        .then(|| draft.store.manifest_key(&base_id, now_ms));
     if let Some(key) = &manifest_key {
         draft.store.put_manifest(key, &draft.manifest).await?;
     }

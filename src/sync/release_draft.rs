@@ -36,25 +36,33 @@ pub(super) async fn draft(
     out: &Output,
 ) -> Option<Draft> {
     let versioned = r.versioning == Versioning::Enabled;
-    // A deploy that changed nothing is the live release again: no new release (so that
-    // ROLLBACK=previous after a re-run still means the deploy before), and no write at all.
-    let unchanged_release = r.loaded.state.releases.last().filter(|live| {
+    // A deploy whose live objects are the live release's (nothing uploaded or re-headered, no
+    // key gone) is that release again: no new release, so that ROLLBACK=previous still means
+    // the deploy before. Stale keys it deleted (or that became stale) update the state only.
+    let same_release = r.loaded.state.releases.last().filter(|live| {
         done.uploaded.is_empty()
             && done.reheadered.is_empty()
-            && done.deleted.is_empty()
-            && r.stale == r.loaded.state.stale
+            && r.files.len() == live.objects
             && live.versioned == versioned
     });
-    if let Some(live) = unchanged_release.filter(|_| succeeded && !r.dry_run) {
-        out.info(format!(
-            "Nothing changed since release {}: no new release recorded",
-            live.id
-        ));
+    let state_unchanged = done.deleted.is_empty() && r.stale == r.loaded.state.stale;
+    if let Some(live) = same_release.filter(|_| succeeded && !r.dry_run) {
+        out.info(if state_unchanged {
+            format!("Nothing changed since release {}: no new release recorded", live.id)
+        } else {
+            format!(
+                "The live objects are still those of release {}: no new release recorded; the stale keys are updated",
+                live.id
+            )
+        });
     }
-    let recording =
-        succeeded && !r.dry_run && r.cfg.releases.uses_state() && unchanged_release.is_none();
+    let recording = succeeded
+        && !r.dry_run
+        && r.cfg.releases.uses_state()
+        && !(same_release.is_some() && state_unchanged);
+    let new_release = same_release.is_none();
     let fingerprints: Vec<String> = r.groups.iter().map(|g| g.fingerprint.clone()).collect();
-    let known = if recording && versioned {
+    let known = if recording && new_release && versioned {
         let unchanged: Vec<&str> = r
             .files
             .iter()
@@ -97,6 +105,7 @@ pub(super) async fn draft(
             id: r.cfg.releases.release_id.clone(),
             commit: r.cfg.releases.commit.clone(),
             kind: "deploy",
+            new_release,
             rollback_of: None,
             manifest: crate::release::Manifest {
                 schema: crate::release::MANIFEST_SCHEMA,
