@@ -188,3 +188,61 @@ fn bytes_that_keep_arriving_changed_fail_the_upload_and_nothing_is_deleted() {
         "HTML waits for the assets"
     );
 }
+
+/// `--checksum-algorithm SHA256` sends the checksum itself, as aws-cli does: on a PutObject,
+/// on every UploadPart (with the multipart upload created with the algorithm), and in the
+/// CompleteMultipartUpload's part list. Each value is checked against the file's bytes; real S3
+/// refuses the algorithm without its value (#26 item 2).
+#[test]
+fn checksum_algorithm_sends_the_checksum_of_each_body_and_part() {
+    use aws_smithy_checksums::ChecksumAlgorithm;
+    let sha256 = |bytes: &[u8]| {
+        let mut c = ChecksumAlgorithm::Sha256.into_impl();
+        c.update(bytes);
+        base64::engine::general_purpose::STANDARD.encode(c.finalize())
+    };
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "sums");
+    let small = b"body { color: red }".to_vec();
+    let big = deterministic_bytes(9 * 1024 * 1024, 3);
+    let dir = site(&[("a.css", &small), ("big.bin", &big)]);
+    let proxy = Proxy::start(&url);
+    let mut v = key_vars(&proxy.url());
+    v.push(("S3_BUCKET", "sums".into()));
+    v.push(("LOCAL_PATH", dir.path().display().to_string()));
+    v.push(("EXTRA_ARGS", "--checksum-algorithm SHA256".into()));
+    run_pipe(&as_refs(&v)).assert_code(0);
+
+    let puts = proxy.requests_where(|r| r.is_put_object());
+    assert_eq!(puts.len(), 1);
+    assert_eq!(
+        puts[0].header("x-amz-checksum-sha256"),
+        Some(sha256(&small).as_str())
+    );
+    let creates = proxy.requests_where(|r| r.is_create_multipart_upload());
+    assert_eq!(
+        creates[0].header("x-amz-checksum-algorithm"),
+        Some("SHA256")
+    );
+    let mut parts = proxy.requests_where(|r| r.is_upload_part());
+    parts.sort_by_key(|r| r.query_param("partNumber"));
+    let part_size = 8 * 1024 * 1024;
+    let want: Vec<String> = big.chunks(part_size).map(sha256).collect();
+    let got: Vec<&str> = parts
+        .iter()
+        .filter_map(|r| r.header("x-amz-checksum-sha256"))
+        .collect();
+    assert_eq!(got, want.iter().map(String::as_str).collect::<Vec<_>>());
+    let complete = proxy.requests_where(|r| r.is_complete_multipart_upload());
+    for w in &want {
+        assert!(
+            complete[0]
+                .body_str()
+                .contains(&format!("<ChecksumSHA256>{w}</ChecksumSHA256>")),
+            "{}",
+            complete[0].body_str()
+        );
+    }
+    assert_eq!(get(&url, "sums", "big.bin"), big);
+}

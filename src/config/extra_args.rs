@@ -420,7 +420,7 @@ pub(crate) const FLAGS: &[Flag] = &[
         CHECKSUM_ALGORITHMS,
         Implemented,
         Sync,
-        "S3 additional checksum on every upload: CRC64NVME, CRC32, CRC32C, SHA1 or SHA256. SHA512 and the XXHASH ones are refused: the AWS SDK for Rust cannot compute them.",
+        "S3 additional checksum on every upload and part, its value computed from the bytes sent (`x-amz-checksum-*`), as aws-cli sends it: CRC64NVME, CRC32, CRC32C, SHA1 or SHA256. SHA512 and the XXHASH ones are refused: the AWS SDK for Rust cannot compute them.",
         "Indicates the algorithm used to create the checksum for the object.",
     ),
     flag(

@@ -1,14 +1,12 @@
 //! What `EXTRA_ARGS` adds to S3 requests beyond the object headers: `--endpoint-url`,
-//! `--page-size`, `--grants`, `--request-payer`, `--sse-c`/`--sse-c-key` and
-//! `--checksum-algorithm`.
+//! `--page-size`, `--grants`, `--request-payer` and `--sse-c`/`--sse-c-key`.
+//! (`--checksum-algorithm` needs the bytes: `sync::execute` sends its values.)
 //!
 //! One interceptor on the sync's S3 client applies them by operation, so that the code that
 //! builds each request stays as it is: aws-cli sends these on the same operations.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Input;
-use aws_sdk_s3::operation::put_object::PutObjectInput;
-use aws_sdk_s3::types::ChecksumAlgorithm;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -64,10 +62,6 @@ impl Intercept for ExtrasInterceptor {
         let input = context.input_mut();
         if let Some(list) = input.downcast_mut::<ListObjectsV2Input>() {
             list.max_keys = list.max_keys.or(self.0.page_size);
-        } else if let Some(put) = input.downcast_mut::<PutObjectInput>()
-            && let Some(algorithm) = &self.0.checksum_algorithm
-        {
-            put.checksum_algorithm = Some(ChecksumAlgorithm::from(algorithm.as_str()));
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ use crate::sync::headers::{self, apply_headers};
 use crate::sync::local::LocalFile;
 use crate::sync::open::{Opened, open_regular};
 use crate::sync::plan::Plan;
-use crate::sync::verify::{self, Md5Sum, SendError, Stored, Verifier};
+use crate::sync::verify::{self, ChecksumAlgo, Md5Sum, SendError, Stored, Verifier, with_checksum};
 
 mod multipart;
 use multipart::upload_multipart;
@@ -78,6 +78,8 @@ pub(crate) struct Target {
     pub(crate) verbosity: Verbosity,
     pub(crate) progress: bool,
     pub(crate) max_concurrency: usize,
+    /// `--checksum-algorithm`: its checksum of each body (and part) is sent with it.
+    pub(crate) checksum: Option<ChecksumAlgo>,
 }
 
 impl Target {
@@ -514,7 +516,7 @@ async fn upload_bytes(
 ) -> Result<Stored, String> {
     let t = &shared.target;
     let len = bytes.len() as u64;
-    let md5 = Md5Sum::of(&bytes);
+    let md5 = Md5Sum::of_with(&bytes, t.checksum);
     let bytes = bytes::Bytes::from(bytes);
     let what = t.local_name(&f.rel);
     shared
@@ -531,7 +533,9 @@ async fn upload_bytes(
                 .map_err(|e| SendError::Other(e.to_string()))?
                 .body(ByteStream::from(bytes.clone()))
                 .content_length(size_i64(len))
-                .content_md5(&md5.base64);
+                .content_md5(&md5.base64)
+                .set_checksum_algorithm(t.checksum.map(ChecksumAlgo::s3));
+            let req = with_checksum!(req, t.checksum, md5);
             match apply_headers!(req, h).send().await {
                 Ok(r) => Ok(stored_put(&r)),
                 Err(e) => Err(put_send_error(t.put_error(f, &e), &e)),
@@ -582,7 +586,7 @@ async fn upload_single(
     // The MD5 of the bytes as they are now: the body below streams the same range of the same
     // open file (a change meanwhile is caught by the store's Content-MD5 check, by the ETag,
     // and by `upload_stable`).
-    let md5 = file_md5(&f.path, 0, f.size).await?;
+    let md5 = file_md5(&f.path, 0, f.size, t.checksum).await?;
     let what = t.local_name(&f.rel);
     shared
         .verifier
@@ -609,7 +613,9 @@ async fn upload_single(
                     .map_err(|e| SendError::Other(e.to_string()))?
                     .body(body)
                     .content_length(size_i64(f.size))
-                    .content_md5(&md5.base64);
+                    .content_md5(&md5.base64)
+                    .set_checksum_algorithm(t.checksum.map(ChecksumAlgo::s3));
+                let req = with_checksum!(req, t.checksum, md5);
                 let mut req = apply_headers!(req, h).customize();
                 if h.content_type.is_none() {
                     // The SDK sends `Content-Type: application/octet-stream` on a PutObject that
@@ -630,10 +636,18 @@ async fn upload_single(
         .await
 }
 
-/// The MD5 of `len` bytes of a file at `offset`, read off the async threads.
-async fn file_md5(path: &Path, offset: u64, len: u64) -> Result<Md5Sum, String> {
+/// The MD5 (and `--checksum-algorithm` checksum) of `len` bytes of a file at `offset`, read
+/// off the async threads.
+async fn file_md5(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    algo: Option<ChecksumAlgo>,
+) -> Result<Md5Sum, String> {
     let path = path.to_path_buf();
-    match tokio::task::spawn_blocking(move || Md5Sum::of_file_range(&path, offset, len)).await {
+    match tokio::task::spawn_blocking(move || Md5Sum::of_file_range_with(&path, offset, len, algo))
+        .await
+    {
         Ok(Ok(sum)) => Ok(sum),
         Ok(Err(e)) => Err(format!("cannot read the file: {e}")),
         Err(e) => Err(format!("internal error: {e}")),

@@ -177,6 +177,11 @@ pub(crate) async fn run(
         verbosity: cfg.verbosity,
         progress: cfg.progress,
         max_concurrency: cfg.max_concurrency,
+        checksum: cfg
+            .request_extras
+            .checksum_algorithm
+            .as_deref()
+            .and_then(verify::ChecksumAlgo::parse),
     };
     let files = Arc::try_unwrap(files).unwrap_or_else(|a| (*a).clone());
     let done = execute::execute(target, files.clone(), &the_plan, out, cancel).await;

@@ -37,27 +37,139 @@ pub(crate) struct Md5Sum {
     pub(crate) hex: String,
     pub(crate) base64: String,
     pub(crate) raw: [u8; 16],
+    /// The `--checksum-algorithm` checksum of the same bytes (base64), when one is asked for.
+    pub(crate) extra: Option<String>,
+}
+
+/// A `--checksum-algorithm`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChecksumAlgo {
+    Crc32,
+    Crc32c,
+    Crc64Nvme,
+    Sha1,
+    Sha256,
+}
+
+impl ChecksumAlgo {
+    /// From `--checksum-algorithm`'s value (the config accepts these names only).
+    pub(crate) fn parse(name: &str) -> Option<ChecksumAlgo> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "CRC32" => ChecksumAlgo::Crc32,
+            "CRC32C" => ChecksumAlgo::Crc32c,
+            "CRC64NVME" => ChecksumAlgo::Crc64Nvme,
+            "SHA1" => ChecksumAlgo::Sha1,
+            "SHA256" => ChecksumAlgo::Sha256,
+            _ => return None,
+        })
+    }
+
+    /// The algorithm as S3's requests name it.
+    pub(crate) fn s3(self) -> aws_sdk_s3::types::ChecksumAlgorithm {
+        use aws_sdk_s3::types::ChecksumAlgorithm as A;
+        match self {
+            ChecksumAlgo::Crc32 => A::Crc32,
+            ChecksumAlgo::Crc32c => A::Crc32C,
+            ChecksumAlgo::Crc64Nvme => A::Crc64Nvme,
+            ChecksumAlgo::Sha1 => A::Sha1,
+            ChecksumAlgo::Sha256 => A::Sha256,
+        }
+    }
+
+    fn implementation(self) -> Box<dyn aws_smithy_checksums::http::HttpChecksum> {
+        use aws_smithy_checksums::ChecksumAlgorithm as A;
+        match self {
+            ChecksumAlgo::Crc32 => A::Crc32,
+            ChecksumAlgo::Crc32c => A::Crc32c,
+            ChecksumAlgo::Crc64Nvme => A::Crc64Nvme,
+            ChecksumAlgo::Sha1 => A::Sha1,
+            ChecksumAlgo::Sha256 => A::Sha256,
+        }
+        .into_impl()
+    }
+}
+
+/// Set `--checksum-algorithm` and the checksum of the body (`sum.extra`) on a PutObject or
+/// UploadPart request (or a CompletedPart), as aws-cli sends them: the value itself, so that
+/// S3 checks it, not the algorithm alone (which S3 refuses).
+macro_rules! with_checksum {
+    ($req:expr, $algo:expr, $sum:expr) => {{
+        let req = $req;
+        match ($algo, $sum.extra.clone()) {
+            (Some(algo), Some(value)) => {
+                use $crate::sync::verify::ChecksumAlgo as C;
+                match algo {
+                    C::Crc32 => req.checksum_crc32(value),
+                    C::Crc32c => req.checksum_crc32_c(value),
+                    C::Crc64Nvme => req.checksum_crc64_nvme(value),
+                    C::Sha1 => req.checksum_sha1(value),
+                    C::Sha256 => req.checksum_sha256(value),
+                }
+            }
+            _ => req,
+        }
+    }};
+}
+pub(crate) use with_checksum;
+
+/// The `--checksum-algorithm` checksum, computed alongside the MD5.
+struct Extra(Option<Box<dyn aws_smithy_checksums::http::HttpChecksum>>);
+
+impl Extra {
+    fn new(algo: Option<ChecksumAlgo>) -> Extra {
+        Extra(algo.map(ChecksumAlgo::implementation))
+    }
+    fn update(&mut self, bytes: &[u8]) {
+        if let Some(c) = &mut self.0 {
+            c.update(bytes);
+        }
+    }
+    fn finish(self) -> Option<String> {
+        self.0
+            .map(|c| base64::engine::general_purpose::STANDARD.encode(c.finalize()))
+    }
 }
 
 impl Md5Sum {
-    fn from_hasher(h: Md5) -> Md5Sum {
+    fn from_hasher(h: Md5, extra: Extra) -> Md5Sum {
         let raw: [u8; 16] = h.finalize().into();
         Md5Sum {
             hex: hex::encode(raw),
             base64: base64::engine::general_purpose::STANDARD.encode(raw),
             raw,
+            extra: extra.finish(),
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn of(bytes: &[u8]) -> Md5Sum {
-        let mut h = Md5::new();
-        h.update(bytes);
-        Md5Sum::from_hasher(h)
+        Md5Sum::of_with(bytes, None)
     }
 
-    /// The MD5 of `len` bytes of the file at `offset` (blocking: call from `spawn_blocking`).
-    /// Fails when the file has fewer bytes than that: it changed since it was scanned.
+    /// The MD5 of `bytes`, and their `algo` checksum.
+    pub(crate) fn of_with(bytes: &[u8], algo: Option<ChecksumAlgo>) -> Md5Sum {
+        let mut h = Md5::new();
+        let mut extra = Extra::new(algo);
+        h.update(bytes);
+        extra.update(bytes);
+        Md5Sum::from_hasher(h, extra)
+    }
+
+    #[cfg(test)]
     pub(crate) fn of_file_range(path: &Path, offset: u64, len: u64) -> std::io::Result<Md5Sum> {
+        Md5Sum::of_file_range_with(path, offset, len, None)
+    }
+
+    /// The MD5 (and `algo` checksum) of `len` bytes of the file at `offset` (blocking: call
+    /// from `spawn_blocking`). Fails when the file has fewer bytes than that: it changed since
+    /// it was scanned.
+    pub(crate) fn of_file_range_with(
+        path: &Path,
+        offset: u64,
+        len: u64,
+        algo: Option<ChecksumAlgo>,
+    ) -> std::io::Result<Md5Sum> {
+        let mut extra = Extra::new(algo);
         let mut f = super::open::open_regular(path, None)?;
         f.seek(SeekFrom::Start(offset))?;
         let mut h = Md5::new();
@@ -73,9 +185,10 @@ impl Md5Sum {
                 ));
             }
             h.update(&buf[..n]);
+            extra.update(&buf[..n]);
             left -= n as u64;
         }
-        Ok(Md5Sum::from_hasher(h))
+        Ok(Md5Sum::from_hasher(h, extra))
     }
 }
 

@@ -15,7 +15,7 @@ use crate::sync::etag::part_size_for;
 use crate::sync::headers::{self, apply_headers};
 use crate::sync::local::LocalFile;
 use crate::sync::open::{Opened, Watch};
-use crate::sync::verify::{self, Md5Sum, SendError, Stored};
+use crate::sync::verify::{self, ChecksumAlgo, Md5Sum, SendError, Stored, with_checksum};
 
 /// One part sent: what CompleteMultipartUpload lists, the MD5 of the bytes sent, and whether
 /// the store said its ETag is not an MD5 (SSE-KMS, SSE-C).
@@ -74,7 +74,11 @@ async fn create(
 ) -> Result<String, String> {
     let t = &shared.target;
     let _permit = shared.permits.acquire().await.map_err(|e| e.to_string())?;
-    let req = t.writer.create_multipart(key).map_err(|e| e.to_string())?;
+    let req = t
+        .writer
+        .create_multipart(key)
+        .map_err(|e| e.to_string())?
+        .set_checksum_algorithm(t.checksum.map(ChecksumAlgo::s3));
     let create = apply_headers!(req, h).send().await.map_err(|e| {
         explain(
             Op::Put,
@@ -174,7 +178,7 @@ async fn send_part(
     watch: &Watch,
 ) -> Result<SentPart, String> {
     let t = &shared.target;
-    let md5 = file_md5(p.path, p.offset, p.len).await?;
+    let md5 = file_md5(p.path, p.offset, p.len, t.checksum).await?;
     let stored = shared
         .verifier
         .send(
@@ -202,9 +206,9 @@ async fn send_part(
                     .part_number(p.number)
                     .content_length(size_i64(p.len))
                     .content_md5(&md5.base64)
-                    .body(body)
-                    .send()
-                    .await;
+                    .set_checksum_algorithm(t.checksum.map(ChecksumAlgo::s3))
+                    .body(body);
+                let resp = with_checksum!(resp, t.checksum, md5).send().await;
                 match resp {
                     Ok(r) => Ok(Stored {
                         etag: r.e_tag().map(str::to_string),
@@ -223,10 +227,14 @@ async fn send_part(
         )
         .await?;
     Ok((
-        CompletedPart::builder()
-            .part_number(p.number)
-            .set_e_tag(stored.etag)
-            .build(),
+        with_checksum!(
+            CompletedPart::builder()
+                .part_number(p.number)
+                .set_e_tag(stored.etag),
+            t.checksum,
+            md5
+        )
+        .build(),
         md5,
         stored.etag_not_md5,
     ))
