@@ -55,9 +55,16 @@ pub(crate) async fn list(
                 if matches!(err, S3Error::WrongRegion(_)) || err.code() == Some("NoSuchBucket") {
                     return Err(err);
                 }
-                let (_, detail) = super::error::code_and_detail(&e);
+                let (code, detail) = super::error::code_and_detail(&e);
+                // The permission is the fix only when S3 refused it; a request that got no
+                // answer fails the listing too, which says why.
+                let fix = if code == "AccessDenied" {
+                    format!("; allow s3:GetBucketVersioning on arn:aws:s3:::{bucket}")
+                } else {
+                    String::new()
+                };
                 out.info(format!(
-                    "Cannot read the bucket's versioning ({detail}): this release is recorded without VersionIds and cannot be rolled back to; allow s3:GetBucketVersioning on arn:aws:s3:::{bucket}"
+                    "Cannot read the bucket's versioning ({detail}): this release is recorded without VersionIds and cannot be rolled back to{fix}"
                 ));
                 Ok(Versioning::Unknown)
             }
