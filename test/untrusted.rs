@@ -671,3 +671,28 @@ fn hostile_release_state_never_makes_the_pipe_write_elsewhere_or_panic() {
         );
     }
 }
+
+/// A STATE_PREFIX inside another site's prefix: the state goes to a `.s3-deploy-pipe` folder
+/// below it, which that site's deploys (deletes on) leave alone (#25 item 8).
+#[test]
+fn a_state_prefix_inside_another_site_survives_that_sites_deploys() {
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "tamper");
+    let a = site(&[("index.html", b"A")]);
+    let b = site(&[("index.html", b"B")]);
+    let mut vb = vars(&url, b.path(), "1");
+    vb.retain(|(k, _)| *k != "S3_BUCKET");
+    vb.push(("S3_BUCKET", "tamper/other".into()));
+    vb.push(("STATE_PREFIX", "site/b-state".into()));
+    run_pipe(&as_refs(&vb)).assert_code(0);
+    let b_state = "site/b-state/.s3-deploy-pipe/state.json";
+    assert!(all_keys(&url, "tamper").contains(&b_state.to_string()));
+    run_pipe(&as_refs(&vars(&url, a.path(), "2")))
+        .assert_code(0)
+        .assert_contains("0 deleted");
+    assert!(
+        all_keys(&url, "tamper").contains(&b_state.to_string()),
+        "site's deploy deleted it"
+    );
+}

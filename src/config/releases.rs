@@ -209,7 +209,14 @@ pub(super) fn resolve_releases(
                     format!("{s:?} is inside the deployed prefix {prefix:?}: the site's files there would be taken for the state and never deployed; use a folder outside it (e.g. deploy-state/{prefix}) or one named {STATE_DIR} (e.g. {prefix}{STATE_DIR}/)"),
                 );
             }
-            s
+            // The state lives in a folder named .s3-deploy-pipe below the given prefix: every
+            // deploy of the pipe, of any prefix, leaves such folders alone, so a STATE_PREFIX
+            // inside another site's prefix is never deleted by that site's deploys.
+            if s.split('/').any(|segment| segment == STATE_DIR) {
+                s
+            } else {
+                format!("{s}{STATE_DIR}/")
+            }
         }
     };
     if prefix.split('/').any(|segment| segment == STATE_DIR) {
