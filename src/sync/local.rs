@@ -93,6 +93,23 @@ impl Scan {
 }
 
 /// Walk `root`. `root` must be a directory (config checked it).
+/// Why the walk could not enter or read an entry, in the user's words.
+fn walk_error(err: &walkdir::Error) -> String {
+    if err.loop_ancestor().is_some() {
+        "symlink loop".to_string()
+    } else if err.io_error().map(|e| e.kind()) == Some(std::io::ErrorKind::NotFound) {
+        "broken symlink".to_string()
+    } else if let Some(e) = err.io_error() {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            format!("folder is not readable ({e})")
+        } else {
+            e.to_string()
+        }
+    } else {
+        err.to_string()
+    }
+}
+
 pub(crate) fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> Scan {
     let mut out = Scan::default();
     let canonical_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
@@ -108,19 +125,7 @@ pub(crate) fn scan(root: &Path, symlinks: SymlinkPolicy, filters: &Filters) -> S
                     .path()
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| root.display().to_string());
-                let why = if err.loop_ancestor().is_some() {
-                    "symlink loop".to_string()
-                } else if err.io_error().map(|e| e.kind()) == Some(std::io::ErrorKind::NotFound) {
-                    "broken symlink".to_string()
-                } else if let Some(e) = err.io_error() {
-                    if e.kind() == std::io::ErrorKind::PermissionDenied {
-                        format!("folder is not readable ({e})")
-                    } else {
-                        e.to_string()
-                    }
-                } else {
-                    err.to_string()
-                };
+                let why = walk_error(&err);
                 match err.path() {
                     Some(p) => out.skip(root, p, why),
                     None => out.warnings.push(format!("Skipping {path}: {why}")),
