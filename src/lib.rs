@@ -124,7 +124,9 @@ pub async fn run(env: Env) -> u8 {
         );
     }
     let mut ended = Ended::new(EXIT_OK);
-    stages(&config, &out, &cancel, &mut ended).await;
+    if let Err(stop) = stages(&config, &out, &cancel, &mut ended).await {
+        ended.stop(&out, stop);
+    }
     if let Some(path) = &config.report_file {
         ended.error = ended.error.map(|e| redactor.redact(&e));
         write_report(path, &out, &ended, config.dry_run);
@@ -157,11 +159,28 @@ impl Ended {
         }
     }
 
-    /// End the run here: print the `✖` line, and keep it for the report.
-    fn fail(&mut self, out: &Output, code: u8, error: String) {
-        out.fail(&error);
-        self.code = code;
-        self.error = Some(error);
+    /// End the run with `stop`: print its `✖` line, and keep it for the report.
+    fn stop(&mut self, out: &Output, stop: Stop) {
+        out.fail(&stop.error);
+        self.code = stop.code;
+        self.error = Some(stop.error);
+    }
+}
+
+/// What ended a run early: the exit code and the `✖` line. Each stage returns it as its
+/// error; `run` prints it and puts it in the report.
+#[derive(Debug)]
+struct Stop {
+    code: u8,
+    error: String,
+}
+
+impl Stop {
+    fn failed(error: impl ToString) -> Stop {
+        Stop {
+            code: EXIT_FAILED,
+            error: error.to_string(),
+        }
     }
 }
 
@@ -188,10 +207,16 @@ fn write_report(path: &std::path::Path, out: &Output, ended: &Ended, dry_run: bo
     }
 }
 
-/// Credentials, sync, invalidation: what a run does once configured. Sets `ended`.
-async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &mut Ended) {
+/// Credentials, then the job, then the invalidation: what a run does once configured. What
+/// it did goes into `ended` (for the report) as it goes; what ended it early is the error.
+async fn stages(
+    config: &Config,
+    out: &Output,
+    cancel: &cancel::Cancel,
+    ended: &mut Ended,
+) -> Result<(), Stop> {
     let sdk = match cancel.bounded(credentials::resolve(config, out)).await {
-        None => return interrupted(out, cancel, ended),
+        None => return Err(interrupted(out, cancel, ended)),
         Some(Ok(sdk)) => sdk,
         Some(Err(e)) => {
             let code = if e.is_config() {
@@ -199,25 +224,27 @@ async fn stages(config: &Config, out: &Output, cancel: &cancel::Cancel, ended: &
             } else {
                 EXIT_FAILED
             };
-            return ended.fail(out, code, e.to_string());
+            return Err(Stop {
+                code,
+                error: e.to_string(),
+            });
         }
     };
     match &config.job {
         Job::ListReleases(sync_cfg) => list_releases(&sdk, sync_cfg, out, ended).await,
         Job::Rollback(sync_cfg, target) => {
-            rollback(&sdk, config, sync_cfg, target, out, cancel, ended).await;
+            rollback(&sdk, config, sync_cfg, target, out, cancel, ended).await
         }
         Job::Deploy(sync_cfg) => {
-            if let Some(failed) = deploy(&sdk, config, sync_cfg, out, cancel, ended).await {
-                invalidate_after(&sdk, config, failed, out, cancel, ended).await;
-            }
+            let failed = deploy(&sdk, config, sync_cfg, out, cancel, ended).await?;
+            invalidate_after(&sdk, config, failed, out, cancel, ended).await
         }
         Job::InvalidateOnly => invalidate_after(&sdk, config, false, out, cancel, ended).await,
     }
 }
 
-/// The sync, and the release it records. `None` when it ended the run (`ended` says how);
-/// otherwise whether the step fails once the invalidation has run.
+/// The sync, and the release it records: whether the step fails once the invalidation has
+/// run.
 async fn deploy(
     sdk: &aws_config::SdkConfig,
     config: &Config,
@@ -225,22 +252,15 @@ async fn deploy(
     out: &Output,
     cancel: &cancel::Cancel,
     ended: &mut Ended,
-) -> Option<bool> {
+) -> Result<bool, Stop> {
     let run = cancel
         .bounded(sync::run(sdk, sync_cfg, config.dry_run, out, cancel))
         .await;
     summary::report_open_uploads(out, cancel);
     let Some(run) = run else {
-        interrupted(out, cancel, ended);
-        return None;
+        return Err(interrupted(out, cancel, ended));
     };
-    let mut outcome = match run {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            ended.fail(out, EXIT_FAILED, e.to_string());
-            return None;
-        }
-    };
+    let mut outcome = run.map_err(Stop::failed)?;
     // Skipped files fail the step, but only once everything else is done (the invalidation
     // still runs), as aws-cli's exit code 2 does.
     let skipped_fail = !outcome.skipped.is_empty() && !sync_cfg.allow_skipped_files;
@@ -256,8 +276,7 @@ async fn deploy(
         {
             None => {
                 ended.sync = Some(outcome);
-                interrupted(out, cancel, ended);
-                return None;
+                return Err(interrupted(out, cancel, ended));
             }
             Some(Ok(r)) => {
                 summary::report_release(out, sync_cfg, &r);
@@ -273,7 +292,7 @@ async fn deploy(
     }
     summary::report_sync(out, &outcome, skipped_fail);
     ended.sync = Some(outcome);
-    Some(failed)
+    Ok(failed)
 }
 
 /// After a deploy (or with nothing to sync): invalidate what changed, then end with the
@@ -285,15 +304,12 @@ async fn invalidate_after(
     out: &Output,
     cancel: &cancel::Cancel,
     ended: &mut Ended,
-) {
+) -> Result<(), Stop> {
     if cancel.is_cancelled() {
-        ended.fail(
-            out,
-            EXIT_FAILED,
-            "Interrupted: the deploy stopped early; see the summary above. Re-run the step to finish it".to_string(),
-        );
         ended.invalidation_skipped = Some("interrupted");
-        return;
+        return Err(Stop::failed(
+            "Interrupted: the deploy stopped early; see the summary above. Re-run the step to finish it",
+        ));
     }
     // What the sync changed, relative to its prefix. After a partial sync failure the keys
     // that did change are still invalidated, so that a retried step (which will find them
@@ -303,15 +319,14 @@ async fn invalidate_after(
             .map(|k| k.strip_prefix(o.prefix.as_str()).unwrap_or(k).to_string())
             .collect()
     });
-    if !invalidate_stage(sdk, config, changed, out, cancel, ended).await {
-        return;
-    }
+    invalidate_stage(sdk, config, changed, out, cancel, ended).await?;
     if failed {
         ended.code = EXIT_FAILED;
         if ended.error.is_none() {
             ended.error = Some(summary::sync_failure_summary(ended.sync.as_ref()));
         }
     }
+    Ok(())
 }
 
 /// `RELEASES=list`: print the recorded releases.
@@ -320,13 +335,10 @@ async fn list_releases(
     cfg: &config::SyncConfig,
     out: &Output,
     ended: &mut Ended,
-) {
+) -> Result<(), Stop> {
     let (writer, versioning) = rollback::connect(sdk, cfg, out).await;
     let store = release::store::Store { writer };
-    let loaded = match store.load(&cfg.prefix).await {
-        Ok(l) => l,
-        Err(e) => return ended.fail(out, EXIT_FAILED, e.to_string()),
-    };
+    let loaded = store.load(&cfg.prefix).await.map_err(Stop::failed)?;
     ended.invalidation_skipped = Some("listing releases");
     let versioning = match versioning {
         Ok(release::Versioning::Enabled) => "enabled",
@@ -339,7 +351,7 @@ async fn list_releases(
             "No release is recorded for {target} (state: s3://{}/{}); bucket versioning {versioning}",
             cfg.bucket, cfg.releases.state_prefix
         ));
-        return;
+        return Ok(());
     }
     for line in release::list::table(&loaded.state) {
         out.line(line);
@@ -356,6 +368,7 @@ async fn list_releases(
         "{} release(s) recorded for {target} (* is live){stale}; bucket versioning {versioning}",
         loaded.state.releases.len()
     ));
+    Ok(())
 }
 
 /// `ROLLBACK`: restore a release, record the rollback, invalidate what changed.
@@ -367,13 +380,13 @@ async fn rollback(
     out: &Output,
     cancel: &cancel::Cancel,
     ended: &mut Ended,
-) {
+) -> Result<(), Stop> {
     let run = cancel
         .bounded(rollback::run(sdk, cfg, target, config.dry_run, out, cancel))
         .await;
     let mut outcome = match run {
-        None => return interrupted(out, cancel, ended),
-        Some(Err(e)) => return ended.fail(out, EXIT_FAILED, e.to_string()),
+        None => return Err(interrupted(out, cancel, ended)),
+        Some(Err(e)) => return Err(Stop::failed(e)),
         Some(Ok(o)) => o,
     };
     let target_url = format!("s3://{}/{}", cfg.bucket, cfg.prefix);
@@ -423,7 +436,7 @@ async fn rollback(
         {
             None => {
                 ended.rollback = Some(outcome);
-                return interrupted(out, cancel, ended);
+                return Err(interrupted(out, cancel, ended));
             }
             Some(Ok(r)) => {
                 summary::report_release(out, cfg, &r);
@@ -442,13 +455,12 @@ async fn rollback(
         .map(str::to_string)
         .collect();
     ended.rollback = Some(outcome);
-    if !invalidate_stage(sdk, config, Some(changed), out, cancel, ended).await {
-        return;
-    }
+    invalidate_stage(sdk, config, Some(changed), out, cancel, ended).await?;
     if let Some(msg) = failed {
         ended.code = EXIT_FAILED;
         ended.error = Some(msg);
     }
+    Ok(())
 }
 
 /// The CloudFront stage, for the keys that changed (relative to the prefix). False when it
@@ -460,7 +472,7 @@ async fn invalidate_stage(
     out: &Output,
     cancel: &cancel::Cancel,
     ended: &mut Ended,
-) -> bool {
+) -> Result<(), Stop> {
     if let Some(inv_cfg) = &config.invalidation {
         let changed = changed
             .as_ref()
@@ -485,37 +497,27 @@ async fn invalidate_stage(
                     .await
                 {
                     None => {
-                        ended.fail(
-                            out,
-                            EXIT_FAILED,
-                            "Interrupted while invalidating CloudFront: re-run the step to finish it".to_string(),
-                        );
-                        return false;
+                        return Err(Stop::failed(
+                            "Interrupted while invalidating CloudFront: re-run the step to finish it",
+                        ));
                     }
                     Some(Ok(done)) => ended.invalidations = done,
-                    Some(Err(e)) => {
-                        ended.fail(out, EXIT_FAILED, e.to_string());
-                        return false;
-                    }
+                    Some(Err(e)) => return Err(Stop::failed(e)),
                 }
             }
         }
     }
-    true
+    Ok(())
 }
 
 /// The run was stopped by a signal and what still ran after the grace period was dropped.
-fn interrupted(out: &Output, cancel: &cancel::Cancel, ended: &mut Ended) {
+fn interrupted(out: &Output, cancel: &cancel::Cancel, ended: &mut Ended) -> Stop {
     summary::report_open_uploads(out, cancel);
     ended.invalidation_skipped = Some("interrupted");
-    ended.fail(
-        out,
-        EXIT_FAILED,
-        format!(
-            "Interrupted: requests still running {} s after the signal were dropped. Re-run the step to finish the deploy",
-            cancel::SHUTDOWN_GRACE.as_secs()
-        ),
-    );
+    Stop::failed(format!(
+        "Interrupted: requests still running {} s after the signal were dropped. Re-run the step to finish the deploy",
+        cancel::SHUTDOWN_GRACE.as_secs()
+    ))
 }
 
 /// A run identifier outside Bitbucket: unique per run, so invalidations are never conflated.
