@@ -435,12 +435,7 @@ fn copy_settings_allowed(m: &Manifest, release: &Release, cfg: &SyncConfig) -> R
 
 /// `ACL public-read, storage class GLACIER` for a message.
 fn describe(c: &CopySettings) -> String {
-    let clip = |v: &str| {
-        v.chars()
-            .filter(|c| !c.is_control())
-            .take(64)
-            .collect::<String>()
-    };
+    let clip = crate::release::validate::clip;
     [
         c.acl.as_deref().map(|v| format!("ACL {}", clip(v))),
         c.storage_class
@@ -679,20 +674,7 @@ mod tests {
         }
     }
     fn release(id: &str) -> Release {
-        Release {
-            id: id.into(),
-            time: 0,
-            commit: None,
-            kind: "deploy".into(),
-            rollback_of: None,
-            uploaded: 0,
-            reheadered: 0,
-            deleted: 0,
-            unchanged: 0,
-            objects: 0,
-            manifest: String::new(),
-            versioned: true,
-        }
+        Release::for_test(id)
     }
 
     #[test]

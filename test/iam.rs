@@ -7,18 +7,7 @@ use crate::support::*;
 /// A versioned bucket with two releases of `site/`, deployed through nothing but moto.
 fn two_releases(url: &str, bucket: &str) {
     create_bucket(url, bucket);
-    block_on(
-        s3(url)
-            .put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send(),
-    )
-    .expect("enable versioning");
+    enable_versioning(url, bucket);
     for (build, body) in [("1", b"one"), ("2", b"two")] {
         let dir = site(&[("index.html", body)]);
         let mut vars = key_vars(url);

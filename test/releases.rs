@@ -75,21 +75,6 @@ fn age_stale(endpoint: &str, bucket: &str, key: &str, secs: i64) {
     );
 }
 
-fn enable_versioning(endpoint: &str, bucket: &str) {
-    block_on(
-        s3(endpoint)
-            .put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send(),
-    )
-    .expect("enable versioning");
-}
-
 #[test]
 fn grace_keeps_replaced_files_until_it_has_passed() {
     let moto = Moto::start();

@@ -36,18 +36,7 @@ fn a_state_naming_foreign_keys_is_refused_before_anything_is_written() {
     let url = moto.url();
     create_bucket(&url, "tamper");
     // Versioned, so that a rollback gets as far as reading the state.
-    block_on(
-        s3(&url)
-            .put_bucket_versioning()
-            .bucket("tamper")
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send(),
-    )
-    .expect("enable versioning");
+    enable_versioning(&url, "tamper");
     put(&url, "tamper", "other/secret.txt", b"secret");
     put(&url, "tamper", "other/.s3-deploy-pipe/state.json", b"{}");
     let a = site(&[("index.html", b"A"), ("a.css", b"a")]);
@@ -338,7 +327,7 @@ fn a_file_that_keeps_changing_never_replaces_the_object_with_a_mix() {
 
 /// Read, change and write back the gzip manifest of release `index` of the state.
 fn tamper_manifest(url: &str, index: usize, change: impl Fn(&mut serde_json::Value)) {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let state: serde_json::Value =
         serde_json::from_slice(&get(url, "tamper", STATE)).expect("state.json");
     let key = state["releases"][index]["manifest"]
@@ -351,10 +340,16 @@ fn tamper_manifest(url: &str, index: usize, change: impl Fn(&mut serde_json::Val
         .expect("gunzip");
     let mut m: serde_json::Value = serde_json::from_slice(&json).expect("manifest");
     change(&mut m);
+    write_manifest(url, &key, &m);
+}
+
+/// Write `manifest` to `key` as the pipe stores manifests: gzip-compressed JSON.
+fn write_manifest(url: &str, key: &str, manifest: &serde_json::Value) {
+    use std::io::Write;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&serde_json::to_vec(&m).expect("json"))
+    gz.write_all(&serde_json::to_vec(manifest).expect("json"))
         .expect("gzip");
-    put(url, "tamper", &key, &gz.finish().expect("gzip"));
+    put(url, "tamper", key, &gz.finish().expect("gzip"));
 }
 
 /// A rollback reads the manifest of the release it restores: one that lists no objects where
@@ -365,18 +360,7 @@ fn a_rollback_refuses_a_manifest_it_could_not_have_written() {
     let moto = Moto::start();
     let url = moto.url();
     create_bucket(&url, "tamper");
-    block_on(
-        s3(&url)
-            .put_bucket_versioning()
-            .bucket("tamper")
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send(),
-    )
-    .expect("enable versioning");
+    enable_versioning(&url, "tamper");
     let a = site(&[("index.html", b"A"), ("a.css", b"a")]);
     let b = site(&[("index.html", b"B"), ("b.css", b"b")]);
     let mut va = vars(&url, a.path(), "1");
@@ -528,23 +512,11 @@ impl Rng {
 
 #[test]
 fn hostile_release_state_never_makes_the_pipe_write_elsewhere_or_panic() {
-    use std::io::Write;
     const CASES: usize = 10;
     let moto = Moto::start();
     let url = moto.url();
     create_bucket(&url, "tamper");
-    block_on(
-        s3(&url)
-            .put_bucket_versioning()
-            .bucket("tamper")
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send(),
-    )
-    .expect("enable versioning");
+    enable_versioning(&url, "tamper");
     put(&url, "tamper", "other/secret.txt", b"secret");
     put(&url, "tamper", "other/.s3-deploy-pipe/state.json", b"{}");
     let a = site(&[("index.html", b"A"), ("a.css", b"a")]);
@@ -620,10 +592,7 @@ fn hostile_release_state_never_makes_the_pipe_write_elsewhere_or_panic() {
             .collect();
         let manifest = serde_json::json!({"schema": 1, "prefix": "site/", "objects": objects,
             "copy": {"fp": {"acl": "public-read"}}});
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(&serde_json::to_vec(&manifest).expect("json"))
-            .expect("gzip");
-        put(&url, "tamper", &manifests[0], &gz.finish().expect("gzip"));
+        write_manifest(&url, &manifests[0], &manifest);
 
         for extra in [
             None,

@@ -70,6 +70,27 @@ pub(crate) struct Release {
     pub(crate) versioned: bool,
 }
 
+#[cfg(test)]
+impl Release {
+    /// A versioned deploy release `id` with no objects, for the unit tests.
+    pub(crate) fn for_test(id: &str) -> Release {
+        Release {
+            id: id.into(),
+            time: 0,
+            commit: None,
+            kind: "deploy".into(),
+            rollback_of: None,
+            uploaded: 0,
+            reheadered: 0,
+            deleted: 0,
+            unchanged: 0,
+            objects: 0,
+            manifest: String::new(),
+            versioned: true,
+        }
+    }
+}
+
 /// The keys one release left live.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Manifest {

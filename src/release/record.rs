@@ -175,20 +175,7 @@ mod tests {
     use super::*;
 
     fn release(id: &str) -> Release {
-        Release {
-            id: id.into(),
-            time: 0,
-            commit: None,
-            kind: "deploy".into(),
-            rollback_of: None,
-            uploaded: 0,
-            reheadered: 0,
-            deleted: 0,
-            unchanged: 0,
-            objects: 0,
-            manifest: String::new(),
-            versioned: true,
-        }
+        Release::for_test(id)
     }
 
     #[test]

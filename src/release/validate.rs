@@ -127,7 +127,7 @@ fn relative_key(k: &str) -> bool {
 }
 
 /// At most 80 characters of a value from the bucket, for a message.
-fn clip(s: &str) -> String {
+pub(crate) fn clip(s: &str) -> String {
     let mut out: String = s.chars().filter(|c| !c.is_control()).take(80).collect();
     if s.chars().count() > 80 {
         out.push('…');
@@ -146,18 +146,9 @@ mod tests {
 
     fn rel(id: &str, manifest: &str) -> Release {
         Release {
-            id: id.into(),
-            time: 0,
-            commit: None,
-            kind: "deploy".into(),
-            rollback_of: None,
-            uploaded: 0,
-            reheadered: 0,
-            deleted: 0,
-            unchanged: 0,
             objects: 1,
             manifest: manifest.into(),
-            versioned: true,
+            ..Release::for_test(id)
         }
     }
 

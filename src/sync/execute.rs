@@ -384,8 +384,8 @@ async fn upload_stable(
             Err(e) => return (Err(format!("cannot read the file: {e}")), 0),
         };
         let current = LocalFile {
-            size: opened.state.0,
-            mtime: opened.state.1,
+            size: opened.state().0,
+            mtime: opened.state().1,
             path: opened.path.clone(),
             ..f.clone()
         };

@@ -76,8 +76,6 @@ pub(crate) struct Opened {
     /// The path every read of the upload uses: the open file itself where the system has one
     /// (`/proc/self/fd/N`), else the scanned path.
     pub(crate) path: PathBuf,
-    /// (size, mtime) when opened.
-    pub(crate) state: (u64, SystemTime),
 }
 
 /// The open file and its (size, mtime) when opened: shared by the parts of an upload.
@@ -108,8 +106,12 @@ impl Opened {
         Ok(Opened {
             watch: std::sync::Arc::new(Watch { file, state }),
             path: read_path,
-            state,
         })
+    }
+
+    /// (size, mtime) when opened.
+    pub(crate) fn state(&self) -> (u64, SystemTime) {
+        self.watch.state
     }
 
     /// Whether the open file still has the size and mtime it had when opened.

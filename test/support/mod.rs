@@ -305,6 +305,22 @@ pub fn list_all(endpoint: &str, bucket: &str) -> Vec<Obj> {
     out
 }
 
+/// Turn on the bucket's versioning (what rollbacks need).
+pub fn enable_versioning(endpoint: &str, bucket: &str) {
+    block_on(
+        s3(endpoint)
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send(),
+    )
+    .expect("enable versioning");
+}
+
 /// Every key in the bucket, the pipe's state included.
 pub fn all_keys(endpoint: &str, bucket: &str) -> Vec<String> {
     list_all(endpoint, bucket)
