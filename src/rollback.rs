@@ -662,6 +662,7 @@ mod tests {
             size: 1,
             fingerprint: "f".into(),
             version_id: v.map(str::to_string),
+            content_etag: None,
         }
     }
     fn live(key: &str, v: &str) -> RemoteObject {

@@ -11,6 +11,13 @@ pub(crate) fn report_release(
     cfg: &config::SyncConfig,
     r: &release::record::Recorded,
 ) {
+    if let Some(key) = &r.public_state {
+        let dir = key.rsplit_once('/').map_or("", |(d, _)| d);
+        out.warn(format!(
+            "Anyone can read the release state s3://{}/{key} (an unsigned request was answered): it lists every key, commit and build of the site. Deny s3:GetObject on arn:aws:s3:::{}/{dir}/* to everyone but the deploy role, and keep it out of CloudFront (README: \"Who can read the release state\")",
+            cfg.bucket, cfg.bucket
+        ));
+    }
     let Some(id) = &r.id else {
         return;
     };

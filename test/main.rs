@@ -6,6 +6,7 @@
 
 mod support;
 
+mod buckets;
 mod foundation;
 mod iam;
 mod integrity;

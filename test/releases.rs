@@ -169,7 +169,12 @@ fn an_empty_build_is_refused_with_a_grace_too_and_a_zero_grace_is_none() {
     let run = deploy(&url, "empty", none.path(), "2", &[("DELETE_GRACE", "7d")]);
     run.assert_code(1)
         .assert_contains("LOCAL_PATH has no files to upload");
-    assert!(stale_keys(&url, "empty").is_empty());
+    // Nothing written: no state (the bucket has no versioning, and the grace never applied).
+    assert!(
+        !all_keys(&url, "empty")
+            .iter()
+            .any(|k| k.contains(".s3-deploy-pipe"))
+    );
     // DELETE_GRACE=0: no grace, deletes at once.
     let b = site(&[("index.html", b"2")]);
     deploy(&url, "empty", b.path(), "3", &[("DELETE_GRACE", "0")])
@@ -292,6 +297,7 @@ fn concurrent_deploys_of_one_prefix_keep_both_releases() {
     let url = moto.url();
     let proxy = Proxy::start(&url);
     create_bucket(&url, "race");
+    enable_versioning(&url, "race");
     let first = site(&[("index.html", b"0")]);
     deploy(&url, "race", first.path(), "1", &[]).assert_code(0);
     // The first deploy to read the state gets its answer 3 s late: by then the other has read
@@ -482,10 +488,12 @@ fn rollback_without_versioning_refuses_and_writes_nothing() {
     create_bucket(&url, "plain");
     let a = site(&[("index.html", b"a")]);
     let b = site(&[("index.html", b"b")]);
-    deploy(&url, "plain", a.path(), "1", &[])
+    // RELEASE_HISTORY set: releases are recorded on a bucket without versioning too.
+    let history = [("RELEASE_HISTORY", "20")];
+    deploy(&url, "plain", a.path(), "1", &history)
         .assert_code(0)
         .assert_contains("it cannot be rolled back to: the bucket has no versioning");
-    deploy(&url, "plain", b.path(), "2", &[]).assert_code(0);
+    deploy(&url, "plain", b.path(), "2", &history).assert_code(0);
     let proxy = Proxy::start(&url);
     let vars = with(
         key_vars(&proxy.url()),
@@ -651,6 +659,7 @@ fn state_writes_carry_the_content_md5_of_their_body() {
     let moto = Moto::start();
     let url = moto.url();
     create_bucket(&url, "md5");
+    enable_versioning(&url, "md5");
     let proxy = Proxy::start(&url);
     let a = site(&[("index.html", b"A")]);
     deploy(&proxy.url(), "md5", a.path(), "1", &[]).assert_code(0);

@@ -40,6 +40,9 @@ pub(crate) struct ReleaseConfig {
     pub(crate) state_prefix: String,
     /// Releases kept; 0: none are recorded.
     pub(crate) history: usize,
+    /// `RELEASE_HISTORY` was set: releases are recorded on any bucket. Unset, a deploy records
+    /// one only where the state serves something (see `sync::release_draft::state_serves`).
+    pub(crate) history_set: bool,
     /// `DELETE_GRACE` in seconds.
     pub(crate) grace_secs: Option<u64>,
     /// The release id: `BITBUCKET_BUILD_NUMBER`, else a timestamp chosen when it is recorded.
@@ -228,6 +231,7 @@ pub(super) fn resolve_releases(
     ReleaseConfig {
         state_prefix,
         history,
+        history_set: non_empty(&raw.release_history).is_some(),
         grace_secs,
         release_id: label(p, "BITBUCKET_BUILD_NUMBER", &raw.bitbucket_build_number),
         commit: label(p, "BITBUCKET_COMMIT", &raw.bitbucket_commit),

@@ -87,6 +87,7 @@ mod tests {
             objects: 5,
             manifest: String::new(),
             versioned,
+            content_etags: false,
         };
         let state = State {
             releases: vec![

@@ -3,7 +3,7 @@
 //!
 //! Layout, below the state prefix (`<prefix>.s3-deploy-pipe/` unless `STATE_PREFIX` moves it):
 //! - `state.json`: the release history (newest last) and the stale keys with the time each
-//!   became stale. Small; read once and written once per deploy, with S3 conditional writes
+//!   became stale. Small; read once and written once (then read back) per deploy, with S3 conditional writes
 //!   (`If-Match` its ETag, or `If-None-Match: *` for the first), so that two deploys of the
 //!   same prefix at the same time cannot lose each other's release: the one that loses the
 //!   race reads the state again, merges and writes again ([`store::save`]).
@@ -68,6 +68,10 @@ pub(crate) struct Release {
     pub(crate) manifest: String,
     /// Every manifest entry has a VersionId: the release can be restored.
     pub(crate) versioned: bool,
+    /// Its manifest records the content's ETag of objects whose stored ETag is not an MD5
+    /// (SSE-KMS, SSE-C): the next deploy reads it to compare them without uploading.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) content_etags: bool,
 }
 
 #[cfg(test)]
@@ -87,6 +91,7 @@ impl Release {
             objects: 0,
             manifest: String::new(),
             versioned: true,
+            content_etags: false,
         }
     }
 }
@@ -121,6 +126,13 @@ pub(crate) struct Entry {
     /// The VersionId, when the bucket has versioning enabled.
     #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
     pub(crate) version_id: Option<String>,
+    /// The content's ETag where the stored one is not it (SSE-KMS, SSE-C, a store's own
+    /// scheme): the MD5 of a single upload, or `<MD5 of the parts' MD5s>-<parts>` of a
+    /// multipart one, as S3 gives them without encryption. While the listing still shows
+    /// [`Entry::etag`], the object is the one this pipe wrote, and a local file's digest is
+    /// compared with this instead.
+    #[serde(rename = "m", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) content_etag: Option<String>,
 }
 
 /// Object settings that a copy does not carry over.

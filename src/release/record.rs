@@ -47,6 +47,9 @@ pub(crate) struct Recorded {
     pub(crate) dropped: usize,
     /// Attempts the conditional write of the state took (more than 1: another deploy wrote it).
     pub(crate) attempts: usize,
+    /// An unsigned request could read `state.json` (its key: to name it in the warning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) public_state: Option<String>,
 }
 
 /// An id for a run outside Bitbucket: the time, `20261202-102211`.
@@ -91,6 +94,11 @@ pub(crate) async fn record(draft: Draft, now: i64, out: &Output) -> Result<Recor
         .objects
         .iter()
         .all(|e| e.version_id.is_some());
+    let content_etags = draft
+        .manifest
+        .objects
+        .iter()
+        .any(|e| e.content_etag.is_some());
     let manifest_key = (draft.history > 0 && draft.new_release)
         .then(|| draft.store.manifest_key(&base_id, now_ms));
     if let Some(key) = &manifest_key {
@@ -135,6 +143,7 @@ pub(crate) async fn record(draft: Draft, now: i64, out: &Output) -> Result<Recor
                     objects: draft.manifest.objects.len(),
                     manifest: key.clone(),
                     versioned,
+                    content_etags,
                 });
                 recorded_id = Some(id);
             }
@@ -151,7 +160,9 @@ pub(crate) async fn record(draft: Draft, now: i64, out: &Output) -> Result<Recor
             if !dropped.is_empty() {
                 draft.store.delete(&dropped, out).await?;
             }
+            let public = draft.store.publicly_readable().await == Some(true);
             Ok(Recorded {
+                public_state: public.then(|| draft.store.state_key()),
                 id: recorded_id,
                 manifest: manifest_key,
                 versioned,

@@ -4,15 +4,18 @@
 //! or `If-None-Match: *` when there was none. When another deploy wrote it in between, S3
 //! answers `412 PreconditionFailed` (or `409 ConditionalRequestConflict` while the other write
 //! is in flight): the state is read again, the update applied to it again (merging), and
-//! written again, up to [`SAVE_ATTEMPTS`] times. A store that does not implement conditional
-//! writes and says so (`501 NotImplemented`) gets one unconditional write, with a warning;
-//! a store that ignores the headers silently gives "last writer wins".
+//! written again, up to [`SAVE_ATTEMPTS`] times. Every write is read back, so a store that
+//! ignores the headers (Ceph RGW 16 ignores `If-None-Match: *`) cannot lose a release
+//! silently: a read-back that shows another state merges and writes again. A store that
+//! refuses the condition itself (412 while the state is unchanged: Ceph RGW 16 with a quoted,
+//! current ETag) is tried with the ETag unquoted, then without a condition, with a warning
+//! that says what guarantee is left; so is one that says it has none (`501 NotImplemented`).
 
 use std::io::{Read, Write};
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
-use super::{MANIFEST_DIR, MANIFEST_SCHEMA, Manifest, STATE_OBJECT, STATE_SCHEMA, State};
+use super::{MANIFEST_DIR, MANIFEST_SCHEMA, Manifest, Release, STATE_OBJECT, STATE_SCHEMA, State};
 use crate::output::Output;
 use crate::s3::{Area, OutOfScope, Writer};
 
@@ -27,6 +30,33 @@ const MAX_MANIFEST_BYTES: u64 = 256 * 1024 * 1024;
 /// Compressed manifests and `state.json` larger than this are refused before their body is
 /// read (a state of 3 million stale keys is about 200 MB).
 const MAX_OBJECT_BYTES: i64 = 256 * 1024 * 1024;
+
+/// How a write of the state is conditioned on the state it was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    /// `If-Match` with the ETag as read (quoted, as S3 gives it), or `If-None-Match: *`.
+    Quoted,
+    /// `If-Match` with the ETag without its quotes: some stores compare the header's value
+    /// with an unquoted ETag.
+    Unquoted,
+    /// No condition: the store refuses `If-Match` even with the current ETag.
+    Off,
+}
+
+impl Condition {
+    /// The next form to try after the store refused this one while the state was unchanged.
+    fn weaker(self, key: &str, bucket: &str, out: &Output) -> Condition {
+        match self {
+            Condition::Quoted => Condition::Unquoted,
+            Condition::Unquoted | Condition::Off => {
+                out.warn(format!(
+                    "The store refuses If-Match with the current ETag of s3://{bucket}/{key} (412 while nobody wrote it): the release state is written without a condition and read back to confirm it. Left: a deploy of this prefix that writes at the same moment as this one can still replace this release record; run one deploy of a prefix at a time"
+                ));
+                Condition::Off
+            }
+        }
+    }
+}
 
 /// Where the state lives: the writer's scope names the bucket and the state prefix.
 #[derive(Debug, Clone)]
@@ -135,7 +165,9 @@ impl Store {
     }
 
     /// Write the state made by `update` from the current one. `update` is called again with
-    /// the state as it is now whenever another deploy wrote it first. Returns the written state.
+    /// the state as it is now whenever another deploy wrote it first. Every write is read back:
+    /// a store that ignores the conditions cannot lose this run's release silently. Returns the
+    /// written state.
     pub(crate) async fn save(
         &self,
         mut loaded: Loaded,
@@ -144,7 +176,7 @@ impl Store {
         mut update: impl FnMut(&State) -> State,
     ) -> Result<State, StoreError> {
         let key = self.state_key();
-        let mut conditional = true;
+        let mut condition = Condition::Quoted;
         for attempt in 1..=SAVE_ATTEMPTS {
             let mut next = update(&loaded.state);
             next.schema = STATE_SCHEMA;
@@ -156,48 +188,69 @@ impl Store {
                 .put_bytes(Area::State, &key, body)?
                 .content_type("application/json")
                 .cache_control("no-store");
-            if conditional {
-                req = match &loaded.etag {
-                    Some(etag) => req.if_match(etag),
-                    None => req.if_none_match("*"),
-                };
-            }
-            match req.send().await {
-                Ok(_) => return Ok(next),
-                Err(e) => {
-                    let code = e.code().unwrap_or_default().to_string();
-                    match code.as_str() {
-                        "PreconditionFailed" | "ConditionalRequestConflict"
-                            if attempt < SAVE_ATTEMPTS =>
-                        {
-                            out.info(format!(
-                                "Another deploy wrote the release state of this prefix meanwhile: merging with it (attempt {} of {SAVE_ATTEMPTS})",
-                                attempt + 1
-                            ));
-                            loaded = self.load(deployed_prefix).await?;
-                        }
-                        "PreconditionFailed" | "ConditionalRequestConflict" => {
-                            return Err(StoreError::Aws(format!(
-                                "s3://{}/{key}: other deploys of this prefix wrote the release state {SAVE_ATTEMPTS} times while this one tried to: run one deploy of a prefix at a time (Bitbucket: a deployment environment, or concurrency: 1)",
-                                self.bucket()
-                            )));
-                        }
-                        "NotImplemented" if conditional => {
-                            out.warn(format!(
-                                "The store does not support conditional writes (If-Match / If-None-Match): the release state s3://{}/{key} is written without one, so two deploys of this prefix at the same time could lose one's release record",
-                                self.bucket()
-                            ));
-                            conditional = false;
-                        }
-                        _ => return Err(aws("writing the release state", self.bucket(), &key, &e)),
+            let sent_etag = loaded.etag.clone();
+            req = match (&sent_etag, condition) {
+                (_, Condition::Off) => req,
+                (None, _) => req.if_none_match("*"),
+                (Some(etag), Condition::Quoted) => req.if_match(etag),
+                (Some(etag), Condition::Unquoted) => req.if_match(etag.trim_matches('"')),
+            };
+            let last = attempt == SAVE_ATTEMPTS;
+            let code = match req.send().await {
+                Ok(_) => {
+                    // Read back: the state must now be the one written.
+                    let now = self.load(deployed_prefix).await?;
+                    if now.state == next {
+                        return Ok(next);
                     }
+                    if last {
+                        return Err(self.lost_race(&key));
+                    }
+                    out.info(format!(
+                        "The release state read back is not the one just written (another deploy wrote it at the same moment, or the store ignored the condition): merging with it (attempt {} of {SAVE_ATTEMPTS})",
+                        attempt + 1
+                    ));
+                    loaded = now;
+                    continue;
                 }
+                Err(e) => (e.code().unwrap_or_default().to_string(), e),
+            };
+            match code {
+                (c, _) if c == "PreconditionFailed" || c == "ConditionalRequestConflict" => {
+                    let now = self.load(deployed_prefix).await?;
+                    let unchanged = sent_etag.is_some() && now.etag == sent_etag;
+                    if unchanged && c == "PreconditionFailed" {
+                        // Nobody wrote it: the store refused the condition itself (Ceph RGW
+                        // 16 refuses If-Match with the current, quoted ETag).
+                        condition = condition.weaker(&key, self.bucket(), out);
+                    } else if last {
+                        return Err(self.lost_race(&key));
+                    } else {
+                        out.info(format!(
+                            "Another deploy wrote the release state of this prefix meanwhile: merging with it (attempt {} of {SAVE_ATTEMPTS})",
+                            attempt + 1
+                        ));
+                    }
+                    loaded = now;
+                }
+                (c, _) if c == "NotImplemented" && condition != Condition::Off => {
+                    out.warn(format!(
+                        "The store does not support conditional writes (If-Match / If-None-Match): the release state s3://{}/{key} is written without one and read back to confirm it; two deploys of this prefix finishing at the same moment could still lose one's release record",
+                        self.bucket()
+                    ));
+                    condition = Condition::Off;
+                }
+                (_, e) => return Err(aws("writing the release state", self.bucket(), &key, &e)),
             }
         }
-        Err(StoreError::Aws(format!(
-            "s3://{}/{key}: the release state could not be written",
+        Err(self.lost_race(&key))
+    }
+
+    fn lost_race(&self, key: &str) -> StoreError {
+        StoreError::Aws(format!(
+            "s3://{}/{key}: other deploys of this prefix wrote the release state {SAVE_ATTEMPTS} times while this one tried to: run one deploy of a prefix at a time (Bitbucket: a deployment environment, or concurrency: 1)",
             self.bucket()
-        )))
+        ))
     }
 
     /// A new manifest's key: unique per run, never an existing release's.
@@ -232,6 +285,42 @@ impl Store {
             .await
             .map_err(|e| aws("writing the release manifest", self.bucket(), key, &e))?;
         Ok(())
+    }
+
+    /// Whether anyone can read the state: an unsigned GET of the first byte of `state.json` is
+    /// answered 2xx. (A GET rather than a HEAD: both need s3:GetObject on AWS, but some
+    /// emulators check a HEAD against another action.) `None` when the answer says neither
+    /// (no answer, a 5xx).
+    pub(crate) async fn publicly_readable(&self) -> Option<bool> {
+        use aws_smithy_runtime_api::client::auth::AuthSchemeId;
+        let anonymous = aws_sdk_s3::config::Builder::default()
+            .allow_no_auth()
+            .auth_scheme_preference([AuthSchemeId::new("noAuth")]);
+        let res = self
+            .writer
+            .client()
+            .get_object()
+            .bucket(self.bucket())
+            .key(self.state_key())
+            .range("bytes=0-0")
+            .customize()
+            .config_override(anonymous)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Some(true),
+            Err(e) => match e.raw_response().map(|r| r.status().as_u16()) {
+                Some(400..=499) => Some(false),
+                _ => None,
+            },
+        }
+    }
+
+    /// Read the manifest of `release`, refused unless it is the one this pipe wrote for it.
+    pub(crate) async fn release_manifest(&self, release: &Release) -> Result<Manifest, StoreError> {
+        let m = self.get_manifest(&release.manifest).await?;
+        super::validate::manifest(&m, release, self.writer.scope()).map_err(StoreError::Invalid)?;
+        Ok(m)
     }
 
     /// Read a manifest.
@@ -337,6 +426,7 @@ mod tests {
                 size: 1000 + i,
                 fingerprint: "0123456789abcdef".into(),
                 version_id: Some(format!("v{i:020}")),
+                content_etag: (i % 2 == 0).then(|| format!("{:032x}", i)),
             })
             .collect();
         let m = Manifest {

@@ -115,7 +115,31 @@ pub(crate) fn manifest(m: &Manifest, release: &Release, scope: &Scope) -> Result
     if m.objects.windows(2).any(|w| w[0].key >= w[1].key) {
         return refuse("its keys are not sorted and unique".to_string());
     }
+    if let Some(e) = m
+        .objects
+        .iter()
+        .find(|e| e.content_etag.as_deref().is_some_and(|c| !etag_form(c)))
+    {
+        return refuse(format!(
+            "the content ETag of {:?} is not an MD5 or a multipart ETag",
+            clip(&e.key)
+        ));
+    }
     Ok(())
+}
+
+/// 32 lowercase hex digits, optionally `-<parts>` (1 to 10,000, S3's limit): the ETag forms a
+/// content ETag can have.
+fn etag_form(e: &str) -> bool {
+    let (md5, parts) = match e.split_once('-') {
+        Some((h, n)) => (h, Some(n)),
+        None => (e, None),
+    };
+    md5.len() == 32
+        && md5.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && parts.is_none_or(|n| {
+            !n.starts_with('0') && n.parse::<u32>().is_ok_and(|n| (1..=10_000).contains(&n))
+        })
 }
 
 /// A key relative to the deployed prefix, as the pipe records one.
@@ -227,6 +251,7 @@ mod tests {
             size: 1,
             fingerprint: String::new(),
             version_id: Some("v".into()),
+            content_etag: None,
         };
         let m = Manifest {
             schema: 1,
@@ -249,6 +274,24 @@ mod tests {
             ..m.clone()
         };
         assert!(manifest(&escape, &r, &scope()).is_err());
+        for (content, ok) in [
+            ("0123456789abcdef0123456789abcdef", true),
+            ("0123456789abcdef0123456789abcdef-2", true),
+            ("0123456789abcdef0123456789abcdef-10000", true),
+            ("0123456789abcdef0123456789abcdef-0", false),
+            ("0123456789abcdef0123456789abcdef-10001", false),
+            ("0123456789ABCDEF0123456789abcdef", false),
+            ("0123456789abcdef", false),
+            ("../../x", false),
+        ] {
+            let mut e = entry("a");
+            e.content_etag = Some(content.into());
+            let with = Manifest {
+                objects: vec![e],
+                ..m.clone()
+            };
+            assert_eq!(manifest(&with, &r, &scope()).is_ok(), ok, "{content}");
+        }
         let other = Manifest {
             prefix: "other/".into(),
             ..m

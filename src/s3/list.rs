@@ -64,7 +64,7 @@ pub(crate) async fn list(
                     String::new()
                 };
                 out.info(format!(
-                    "Cannot read the bucket's versioning ({detail}): this release is recorded without VersionIds and cannot be rolled back to{fix}"
+                    "Cannot read the bucket's versioning ({detail}): no release of this deploy can be rolled back to{fix}"
                 ));
                 Ok(Versioning::Unknown)
             }

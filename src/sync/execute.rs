@@ -140,6 +140,8 @@ pub(crate) struct Written {
     /// Without quotes.
     pub(crate) etag: String,
     pub(crate) version_id: Option<String>,
+    /// The content's ETag, when the store's is not it (SSE-KMS, SSE-C): for the manifest.
+    pub(crate) content_etag: Option<String>,
 }
 
 impl Written {
@@ -152,6 +154,7 @@ impl Written {
                 .trim_matches('"')
                 .to_string(),
             version_id: s.version_id.clone(),
+            content_etag: s.content_etag.clone(),
         }
     }
 }
@@ -501,6 +504,7 @@ fn stored_put(r: &aws_sdk_s3::operation::put_object::PutObjectOutput) -> Stored 
         etag: r.e_tag().map(str::to_string),
         etag_not_md5: etag_not_md5(r.server_side_encryption(), r.sse_customer_algorithm()),
         version_id: r.version_id().map(str::to_string),
+        content_etag: None,
     }
 }
 
@@ -647,6 +651,8 @@ async fn reheader_one(shared: &Arc<Shared>, i: usize) {
                     .trim_matches('"')
                     .to_string(),
                 version_id: r.version_id().map(str::to_string),
+                // A copy keeps the content: release_draft carries the recorded one over.
+                content_etag: None,
             };
             let mut result = lock(&shared.result);
             result.reheadered.push(f.rel.clone());

@@ -1,6 +1,7 @@
 //! The S3 sync, `aws s3 sync` semantics: scan → list (with hashing alongside) → plan → execute.
 
 pub(crate) mod compare;
+mod content_etags;
 pub(crate) mod etag;
 pub(crate) mod execute;
 mod header_check;
@@ -22,10 +23,12 @@ use crate::cancel::Cancel;
 use crate::compress::Compression;
 use crate::config::{CompareMode, SyncConfig};
 use crate::output::Output;
+use crate::release::Manifest;
 use crate::release::grace::{GraceSummary, Graced};
 use crate::release::store::{Loaded, Store, StoreError};
 use crate::s3::scope::MAX_KEY_BYTES;
 use crate::s3::{ListMode, RemoteObject, S3Error, Scope, Versioning, Writer};
+use content_etags::ContentEtags;
 use etag::LocalDigest;
 use execute::Target;
 use local::LocalFile;
@@ -135,17 +138,25 @@ pub(crate) async fn run(
         remote,
         versioning,
         loaded,
+        live_manifest,
     } = listed?;
+    // Objects whose ETag is not their MD5 are compared by the content ETag their manifest
+    // recorded, while they are still the objects it recorded.
+    let content = live_manifest
+        .as_ref()
+        .map(|m| ContentEtags::from_manifest(m, &remote))
+        .unwrap_or_default();
+    let compared = content.compare_view(&remote);
     let (files, digests) = prep
         .await
         .map_err(|e| SyncError::Internal(format!("while hashing: {e}")))?;
-    let (files, digests) = prepare::finish(files, digests, cfg.compare, &remote).await?;
+    let (files, digests) = prepare::finish(files, digests, cfg.compare, &compared).await?;
 
     if cancel.is_cancelled() {
         return Err(SyncError::Interrupted);
     }
     let (mut the_plan, graced, grace_summary) =
-        plan_with_guards(cfg, &files, &remote, &digests, &scan, &loaded)?;
+        plan_with_guards(cfg, &files, &compared, &digests, &scan, &loaded)?;
     header_check::check(
         site.client(),
         cfg,
@@ -192,6 +203,8 @@ pub(crate) async fn run(
         loaded,
         versioning,
         remote: &remote,
+        content: &content,
+        live_manifest,
         files: &files,
         groups: &groups,
         stale: graced.stale,
@@ -278,6 +291,8 @@ struct Listed {
     remote: Vec<RemoteObject>,
     versioning: Versioning,
     loaded: Loaded,
+    /// The live release's manifest, read when it records content ETags.
+    live_manifest: Option<Manifest>,
 }
 
 /// List the prefix and read the release state (concurrently), in the bucket's own region when
@@ -306,9 +321,16 @@ async fn list_and_load(
         } else {
             Ok(Loaded::default())
         };
-        (store, loaded)
+        // The live release's manifest, when it holds content ETags (SSE-KMS buckets): read
+        // while the listing runs too.
+        let live = loaded.as_ref().ok().and_then(|l| l.state.releases.last());
+        let manifest = match live.filter(|r| r.content_etags) {
+            Some(r) => Some(store.release_manifest(r).await),
+            None => None,
+        };
+        (store, (loaded, manifest))
     };
-    let (mut listed, (mut store, mut loaded)) = tokio::join!(
+    let (mut listed, (mut store, (mut loaded, mut manifest))) = tokio::join!(
         crate::s3::list::list(site.client(), scope, mode, out),
         load(state_store(sdk))
     );
@@ -319,18 +341,29 @@ async fn list_and_load(
         // regional or global services that do not care where the bucket is.
         let sdk_here = crate::s3::client::sdk_in_region(sdk, cfg, region, out);
         site = site.with_client(crate::s3::client::site_client(&sdk_here, cfg));
-        (listed, (store, loaded)) = tokio::join!(
+        (listed, (store, (loaded, manifest))) = tokio::join!(
             crate::s3::list::list(site.client(), scope, mode, out),
             load(state_store(&sdk_here))
         );
     }
     let (remote, versioning, _) = listed?;
+    let live_manifest = match manifest {
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => {
+            out.warn(format!(
+                "The live release's manifest cannot be used ({e}): objects whose ETags are not MD5s (SSE-KMS, SSE-C) are compared as changed and uploaded again"
+            ));
+            None
+        }
+        None => None,
+    };
     Ok(Listed {
         site,
         store,
         remote,
         versioning,
         loaded: loaded?,
+        live_manifest,
     })
 }
 

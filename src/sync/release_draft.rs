@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::content_etags::ContentEtags;
 use super::execute::Executed;
 use super::headers;
 use super::local::LocalFile;
@@ -10,7 +11,7 @@ use crate::config::SyncConfig;
 use crate::output::Output;
 use crate::release::record::Draft;
 use crate::release::store::{Loaded, Store};
-use crate::release::{CopySettings, State};
+use crate::release::{CopySettings, Manifest, State};
 use crate::s3::{RemoteObject, Versioning};
 
 /// What the deploy knows when its execution has ended.
@@ -20,6 +21,10 @@ pub(super) struct Recording<'a> {
     pub(crate) loaded: Loaded,
     pub(crate) versioning: Versioning,
     pub(crate) remote: &'a [RemoteObject],
+    /// The content ETags of the listed objects the live release recorded.
+    pub(crate) content: &'a ContentEtags,
+    /// The live release's manifest, when the listing step read it.
+    pub(crate) live_manifest: Option<Manifest>,
     pub(crate) files: &'a [LocalFile],
     pub(crate) groups: &'a [headers::Group],
     /// The stale keys after this run.
@@ -56,9 +61,20 @@ pub(super) async fn draft(
             )
         });
     }
+    let serves = state_serves(&r, done);
+    if let (None, Some(_), true) = (serves, &r.loaded.etag, succeeded && !r.dry_run) {
+        out.info(format!(
+            "The release state s3://{}/{} is no longer updated: on this bucket it serves nothing (no versioning to roll back with, no DELETE_GRACE, ETags that are MD5s). Set RELEASE_HISTORY to keep recording releases anyway, or delete the folder s3://{}/{}",
+            r.cfg.bucket,
+            r.store.state_key(),
+            r.cfg.bucket,
+            r.store.prefix()
+        ));
+    }
     let recording = succeeded
         && !r.dry_run
         && r.cfg.releases.uses_state()
+        && serves.is_some()
         && !(same_release.is_some() && state_unchanged);
     let new_release = same_release.is_none();
     let fingerprints: Vec<String> = r.groups.iter().map(|g| g.fingerprint.clone()).collect();
@@ -69,31 +85,51 @@ pub(super) async fn draft(
             .filter(|f| !done.written.contains_key(&f.rel))
             .map(|f| f.rel.as_str())
             .collect();
-        known_versions(&r.store, &r.loaded.state, r.remote, &unchanged, r.cfg, out).await
+        let pre_read = r.live_manifest.as_ref();
+        known_versions(
+            &r.store,
+            &r.loaded.state,
+            pre_read,
+            r.remote,
+            &unchanged,
+            r.cfg,
+            out,
+        )
+        .await
     } else {
         HashMap::new()
     };
+    explain_first_index(&r, done, recording, out);
     recording.then(|| {
         let objects = r
             .files
             .iter()
             .filter_map(|f| {
-                let (etag, version_id) = match done.written.get(&f.rel) {
-                    Some(w) => (w.etag.clone(), w.version_id.clone()),
+                // A copy (re-headered) and an unchanged object keep the recorded content ETag.
+                let carried = || r.content.get(&f.rel).map(str::to_string);
+                let (etag, version_id, content_etag) = match done.written.get(&f.rel) {
+                    Some(w) => (
+                        w.etag.clone(),
+                        w.version_id.clone(),
+                        w.content_etag.clone().or_else(carried),
+                    ),
                     None => {
                         let j = r
                             .remote
                             .binary_search_by(|r| r.rel.as_str().cmp(f.rel.as_str()))
                             .ok()?;
-                        (r.remote[j].etag.clone(), known.get(f.rel.as_str()).cloned())
+                        let version = known.get(f.rel.as_str()).cloned();
+                        (r.remote[j].etag.clone(), version, carried())
                     }
                 };
+                let content_etag = content_etag.filter(|c| *c != etag);
                 Some(crate::release::Entry {
                     key: f.rel.clone(),
                     etag,
                     size: f.size,
                     fingerprint: fingerprints.get(f.group).cloned().unwrap_or_default(),
                     version_id: version_id.filter(|_| versioned),
+                    content_etag,
                 })
             })
             .collect();
@@ -149,6 +185,7 @@ pub(crate) fn copy_settings(groups: &[headers::Group]) -> BTreeMap<String, CopyS
 async fn known_versions(
     store: &Store,
     state: &State,
+    pre_read: Option<&Manifest>,
     remote: &[RemoteObject],
     unchanged: &[&str],
     cfg: &SyncConfig,
@@ -162,7 +199,11 @@ async fn known_versions(
             .map(|j| &remote[j])
     };
     if let Some(live) = state.releases.last().filter(|r| r.versioned) {
-        match store.get_manifest(&live.manifest).await {
+        let manifest = match pre_read {
+            Some(m) => Ok(m.clone()),
+            None => store.get_manifest(&live.manifest).await,
+        };
+        match manifest {
             Ok(m) => {
                 for e in m.objects {
                     let (Some(v), Some(r)) = (e.version_id, find(&e.key)) else {
@@ -197,4 +238,61 @@ async fn known_versions(
         }
     }
     known
+}
+
+/// Why this deploy keeps the release state, or `None` where it would serve nothing: a
+/// release cannot be rolled back to without versioning, and the stale keys matter only with
+/// `DELETE_GRACE`. Writing it anyway would leave the bucket different from what `aws s3 sync`
+/// leaves, and on a public site the state (every key, commit and build) readable by anyone.
+pub(super) fn state_serves(r: &Recording<'_>, done: &Executed) -> Option<&'static str> {
+    let releases = &r.cfg.releases;
+    if releases.history_set && releases.history > 0 {
+        Some("RELEASE_HISTORY is set")
+    } else if releases.grace_secs.is_some() {
+        Some("DELETE_GRACE keeps the stale keys")
+    } else if r.versioning == Versioning::Enabled && releases.history > 0 {
+        Some("the bucket has versioning: releases can be rolled back to")
+    } else if releases.history > 0
+        && (!r.content.is_empty() || done.written.values().any(|w| w.content_etag.is_some()))
+    {
+        Some("the bucket's ETags are not MD5s: the manifest records the content's")
+    } else {
+        None
+    }
+}
+
+/// On a bucket whose ETags are not MD5s (SSE-KMS, SSE-C), files whose object had the same
+/// size but no recorded content ETag were uploaded to be sure: say so once, and what the
+/// next deploy does.
+fn explain_first_index(r: &Recording<'_>, done: &Executed, recording: bool, out: &Output) {
+    let candidates: Vec<&String> = done
+        .written
+        .iter()
+        .filter(|(rel, w)| w.content_etag.is_some() && r.content.get(rel).is_none())
+        .map(|(rel, _)| rel)
+        .collect();
+    if candidates.is_empty() {
+        return;
+    }
+    let sizes: HashMap<&str, u64> = r.files.iter().map(|f| (f.rel.as_str(), f.size)).collect();
+    let again = candidates
+        .into_iter()
+        .filter(|rel| {
+            r.remote
+                .binary_search_by(|o| o.rel.as_str().cmp(rel))
+                .ok()
+                .is_some_and(|j| sizes.get(rel.as_str()) == Some(&r.remote[j].size))
+        })
+        .count();
+    if again == 0 {
+        return;
+    }
+    let next = if recording && r.cfg.releases.history > 0 {
+        "their content ETags are now recorded in the release manifest, so the next deploy uploads only what changed"
+    } else {
+        "no release manifest is kept (RELEASE_HISTORY=0), so every deploy uploads them again; unset RELEASE_HISTORY to keep one"
+    };
+    out.info(format!(
+        "{again} file(s) with an object of the same size were uploaded because the bucket's ETags are not MD5s of the content (SSE-KMS or SSE-C): {next}"
+    ));
 }

@@ -209,6 +209,22 @@ pub(crate) struct Stored {
     pub(crate) etag_not_md5: bool,
     /// The new version's id, in a versioned bucket.
     pub(crate) version_id: Option<String>,
+    /// The ETag these bytes have where ETags are MD5s, when the store's is not it (see
+    /// [`Stored::checked_against`]): the release manifest records it.
+    pub(crate) content_etag: Option<String>,
+}
+
+impl Stored {
+    /// This answer, knowing the content's ETag `expected` (an MD5, or a multipart ETag):
+    /// `content_etag` is set when the store's ETag is something else.
+    pub(crate) fn checked_against(mut self, expected: &str) -> Stored {
+        let same = self
+            .etag
+            .as_deref()
+            .is_some_and(|e| e.trim_matches('"').eq_ignore_ascii_case(expected));
+        self.content_etag = (!same).then(|| expected.to_ascii_lowercase());
+        self
+    }
 }
 
 /// A write that failed.
@@ -276,6 +292,7 @@ impl Verifier {
                     "the store refused the bytes of {what}: they changed on the way (BadDigest: {msg})"
                 ),
                 Ok(stored) => {
+                    let stored = stored.checked_against(expected);
                     if self.random_etags.load(Ordering::Relaxed) {
                         return Ok(stored);
                     }
@@ -375,6 +392,7 @@ mod tests {
             etag: Some(format!("\"{etag}\"")),
             etag_not_md5: false,
             version_id: None,
+            content_etag: None,
         }
     }
 

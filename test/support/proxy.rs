@@ -92,6 +92,8 @@ impl Proxy {
             log: Mutex::new(Vec::new()),
             seq: AtomicU64::new(0),
             faults: Mutex::new(Faults::new(Vec::new(), DEFAULT_SEED)),
+            kms_etags: Mutex::new(std::collections::HashMap::new()),
+            ignored_headers: Mutex::new(Vec::new()),
         });
 
         let mut connector = HttpConnector::new();
@@ -155,6 +157,13 @@ impl Proxy {
     /// Like [`Proxy::set_rules`] with an explicit PRNG seed.
     pub fn set_rules_seeded(&self, rules: Vec<Rule>, seed: u64) {
         *lock(&self.shared.faults) = Faults::new(rules, seed);
+    }
+
+    /// Forward every request without these headers (recorded as sent), as a store that
+    /// ignores them would: e.g. `if-none-match`, which Ceph RGW 16 ignores on PutObject.
+    pub fn ignore_request_headers(&self, names: &[&str]) {
+        *lock(&self.shared.ignored_headers) =
+            names.iter().map(|n| n.to_ascii_lowercase()).collect();
     }
 
     /// Remove all fault rules (forward everything).
@@ -457,6 +466,12 @@ pub enum Action {
     /// Read the request, then wait at the gate until the test lets it through, then forward:
     /// the test changes something (a file on disk) at a moment it controls.
     Hold(Gate),
+    /// Forward, and answer as S3 does for objects encrypted with SSE-KMS: every ETag (header,
+    /// listing, CompleteMultipartUpload and CopyObject results) is replaced by an opaque one
+    /// of the same form (32 hex digits that are not the content's MD5, the `-<parts>` suffix
+    /// kept), and writes and reads say `x-amz-server-side-encryption: aws:kms`. Conditions the
+    /// client sends with an opaque ETag (`If-Match`) reach the upstream with the real one.
+    SseKms,
 }
 
 /// A gate for [`Action::Hold`]: counts the requests that reached it and lets through as many
@@ -624,6 +639,10 @@ struct Shared {
     log: Mutex<Vec<(u64, Recorded)>>,
     seq: AtomicU64,
     faults: Mutex<Faults>,
+    /// Request headers the upstream never sees ([`Proxy::ignore_request_headers`]).
+    ignored_headers: Mutex<Vec<String>>,
+    /// [`Action::SseKms`]: opaque ETag → the upstream's.
+    kms_etags: Mutex<std::collections::HashMap<String, String>>,
 }
 
 struct RuleSlot {
@@ -806,6 +825,10 @@ async fn handle(
 
     let action = lock(&ctx.shared.faults).decide(&rec);
     let mut corrupt = false;
+    let kms = matches!(action, Some(Action::SseKms));
+    if kms {
+        kms_conditions(&ctx.shared, &mut parts.headers);
+    }
 
     let delay = match action {
         Some(Action::Respond {
@@ -861,7 +884,7 @@ async fn handle(
             gate.pass().await;
             None
         }
-        None => None,
+        Some(Action::SseKms) | None => None,
     };
 
     // Forward. Headers (including Host) and the raw path+query go through untouched.
@@ -871,7 +894,15 @@ async fn handle(
         .path_and_query(pq)
         .build()?;
     parts.headers.retain_hop_by_hop();
+    for name in lock(&ctx.shared.ignored_headers).iter() {
+        parts.headers.remove(name.as_str());
+    }
     // The whole body is forwarded as received (HTTP trailers of a chunked request included).
+    let body = if kms {
+        kms_request_body(&ctx.shared, body)
+    } else {
+        body
+    };
     let body = if corrupt && !body.is_empty() {
         let mut b = body.to_vec();
         let mid = b.len() / 2;
@@ -933,6 +964,11 @@ async fn handle(
         Ok(resp) => {
             let (mut parts, body) = resp.into_parts();
             parts.headers.retain_hop_by_hop();
+            if kms {
+                let bytes = body.collect().await?.to_bytes();
+                let bytes = kms_answer(&ctx.shared, &mut parts, &bytes);
+                return Ok(Response::from_parts(parts, full(bytes)));
+            }
             if let Some(Pace::Trickle(chunks, every)) = delay {
                 let bytes = body.collect().await?.to_bytes();
                 let size = bytes.len().div_ceil(chunks.max(1)).max(1);
@@ -954,6 +990,106 @@ async fn handle(
             .header("content-type", "text/plain")
             .body(full(Bytes::from(format!("proxy: upstream error: {e:?}"))))?),
     }
+}
+
+/// [`Action::SseKms`]: the opaque ETag standing for the upstream's `etag` (no quotes): the
+/// same form, other hex digits.
+fn kms_etag(shared: &Shared, etag: &str) -> String {
+    use md5::{Digest, Md5};
+    let (hex, parts) = etag
+        .split_once('-')
+        .map_or((etag, None), |(h, n)| (h, Some(n)));
+    let opaque = hex::encode(Md5::digest(format!("kms:{hex}").as_bytes()));
+    let opaque = match parts {
+        Some(n) => format!("{opaque}-{n}"),
+        None => opaque,
+    };
+    lock(&shared.kms_etags).insert(opaque.clone(), etag.to_string());
+    opaque
+}
+
+/// [`Action::SseKms`]: conditions on an opaque ETag, made conditions on the upstream's.
+fn kms_conditions(shared: &Shared, headers: &mut HeaderMap) {
+    for name in ["if-match", "if-none-match", "x-amz-copy-source-if-match"] {
+        let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let inner = v.trim_matches('"');
+        let real = lock(&shared.kms_etags).get(inner).cloned();
+        if let Some(real) = real
+            && let Ok(v) = HeaderValue::from_str(&format!("\"{real}\""))
+        {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+}
+
+/// [`Action::SseKms`]: a CompleteMultipartUpload names its parts by the opaque ETags the
+/// client was given; the upstream knows them by its own.
+fn kms_request_body(shared: &Shared, body: Bytes) -> Bytes {
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return body;
+    };
+    if !text.contains("<ETag>") {
+        return body;
+    }
+    let known = lock(&shared.kms_etags).clone();
+    let mut out = text.to_string();
+    for (opaque, real) in known {
+        if out.contains(&opaque) && opaque.len() == real.len() {
+            out = out.replace(&opaque, &real);
+        }
+    }
+    Bytes::from(out)
+}
+
+/// [`Action::SseKms`]: the upstream's answer with opaque ETags (same lengths, so
+/// `Content-Length` stays right) and the encryption header on a successful object answer.
+fn kms_answer(shared: &Shared, parts: &mut hyper::http::response::Parts, body: &[u8]) -> Bytes {
+    if let Some(e) = parts.headers.get("etag").and_then(|v| v.to_str().ok()) {
+        let opaque = kms_etag(shared, e.trim_matches('"'));
+        if let Ok(v) = HeaderValue::from_str(&format!("\"{opaque}\"")) {
+            parts.headers.insert("etag", v);
+        }
+        parts.headers.insert(
+            "x-amz-server-side-encryption",
+            HeaderValue::from_static("aws:kms"),
+        );
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Bytes::copy_from_slice(body);
+    };
+    if !text.contains("<ETag>") {
+        return Bytes::copy_from_slice(body);
+    }
+    if parts.status.is_success() && !text.contains("<ListBucketResult") {
+        // CompleteMultipartUpload, CopyObject.
+        parts.headers.insert(
+            "x-amz-server-side-encryption",
+            HeaderValue::from_static("aws:kms"),
+        );
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("<ETag>") {
+        let (head, tail) = rest.split_at(i + "<ETag>".len());
+        out.push_str(head);
+        let end = tail.find("</ETag>").unwrap_or(tail.len());
+        let value = &tail[..end];
+        let (open, inner, close) = ["&quot;", "&#34;", "\""]
+            .iter()
+            .find_map(|q| {
+                let inner = value.strip_prefix(q)?.strip_suffix(q)?;
+                Some((*q, inner, *q))
+            })
+            .unwrap_or(("", value, ""));
+        out.push_str(open);
+        out.push_str(&kms_etag(shared, inner));
+        out.push_str(close);
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    Bytes::from(out)
 }
 
 /// How a forwarded answer is paced.

@@ -217,6 +217,7 @@ async fn send_part(
                             r.sse_customer_algorithm(),
                         ),
                         version_id: None,
+                        content_etag: None,
                     }),
                     Err(e) => Err(put_send_error(
                         explain(Op::Put, &t.bucket, Some(p.key), false, &e),
@@ -274,11 +275,12 @@ async fn complete(
                 etag: r.e_tag().map(str::to_string),
                 etag_not_md5: not_md5 || etag_not_md5(r.server_side_encryption(), None),
                 version_id: r.version_id().map(str::to_string),
+                content_etag: None,
             };
             shared
                 .verifier
                 .check_multipart(&t.local_name(&f.rel), &expected, &stored)
-                .map(|()| stored)
+                .map(|()| stored.checked_against(&expected))
         }
         // A retried CompleteMultipartUpload whose first attempt succeeded but whose answer
         // was lost (a stalled connection) meets an upload ID that no longer exists: S3
@@ -312,6 +314,7 @@ async fn completed_already(t: &Target, key: &str, expected: &str) -> Option<Stor
             etag: h.e_tag().map(str::to_string),
             etag_not_md5: false,
             version_id: h.version_id().map(str::to_string),
+            content_etag: None,
         }),
         _ => None,
     }
