@@ -348,7 +348,7 @@ async fn list_releases(
     let target = format!("s3://{}/{}", cfg.bucket, cfg.prefix);
     if loaded.state.releases.is_empty() {
         out.success(format!(
-            "No release is recorded for {target} (state: s3://{}/{}); bucket versioning {versioning}",
+            "No release is recorded for {target} (state: s3://{}/{}); bucket versioning {versioning}. Deploys record releases on a bucket with versioning, with DELETE_GRACE or SSE-KMS objects, or with RELEASE_HISTORY set",
             cfg.bucket, cfg.releases.state_prefix
         ));
         return Ok(());

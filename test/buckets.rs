@@ -137,6 +137,15 @@ fn the_release_state_is_kept_only_where_it_serves_and_its_readers_are_checked() 
             .requests_where(|r| r.is_state() && r.method == "PUT")
             .is_empty()
     );
+    let mut list = key_vars(&url);
+    list.extend([
+        ("S3_BUCKET", "plain/site".to_string()),
+        ("RELEASES", "list".to_string()),
+    ]);
+    run_pipe(&as_refs(&list))
+        .assert_code(0)
+        .assert_contains("No release is recorded for s3://plain/site/")
+        .assert_contains("Deploys record releases on a bucket with versioning, with DELETE_GRACE or SSE-KMS objects, or with RELEASE_HISTORY set");
 
     // A state an earlier version wrote there (RELEASE_HISTORY set then) is left as it was,
     // and the log says how to remove it or keep it.
