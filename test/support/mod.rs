@@ -1,9 +1,11 @@
-//! Test support: a moto server per test, a recording proxy, and a runner for the pipe binary.
+//! Test support: a moto server per test, a real Ceph RGW per test binary (`ceph`), a recording
+//! proxy, and a runner for the pipe binary.
 //!
 //! A test reads as a scenario: start [`Moto`], make a bucket, set the variables a pipeline
 //! would, [`run_pipe`], then assert on the bucket's objects and headers and on the requests
 //! the [`proxy::Proxy`] saw.
 
+pub mod ceph;
 pub mod proxy;
 
 use std::collections::BTreeMap;
