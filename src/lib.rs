@@ -266,9 +266,10 @@ async fn deploy(
     let skipped_fail = !outcome.skipped.is_empty() && !sync_cfg.allow_skipped_files;
     let mut failed = !outcome.failures.is_empty() || skipped_fail;
     let draft = outcome.release.take();
-    // Recorded before the summary, so that the ✔ (or ✖) line ends the sync, and before the
-    // invalidation: a failure here fails the step, but the bucket changed, so the invalidation
-    // still runs.
+    // Recorded before the summary and before the invalidation: a failure here fails the step,
+    // but the bucket changed, so the invalidation still runs. Its ✖ line comes after the
+    // sync's summary, so that the last line says how the step ended.
+    let mut not_recorded = None;
     if let Some(draft) = draft.filter(|_| !failed) {
         match cancel
             .bounded(release::record::record(draft, release::now_secs(), out))
@@ -284,13 +285,16 @@ async fn deploy(
             }
             Some(Err(e)) => {
                 let msg = format!("the deploy succeeded but its release was not recorded: {e}");
-                out.fail(&msg);
+                not_recorded = Some(msg.clone());
                 ended.error = Some(msg);
                 failed = true;
             }
         }
     }
     summary::report_sync(out, &outcome, skipped_fail);
+    if let Some(msg) = not_recorded {
+        out.fail(&msg);
+    }
     ended.sync = Some(outcome);
     Ok(failed)
 }

@@ -379,3 +379,65 @@ fn two_first_deploys_on_a_store_that_ignores_if_none_match_keep_both_releases() 
     ids.sort();
     assert_eq!(ids, ["1", "2"]);
 }
+
+/// A deploy whose release could not be recorded still changed the live objects: the next
+/// deploy that writes nothing records them as a new release, rather than saying "Nothing
+/// changed since" the release before (which RGW's refused conditions made visible, #26 item 4),
+/// and the failure is the run's last line, after the sync's summary.
+#[test]
+fn objects_written_by_an_unrecorded_deploy_make_the_next_no_op_a_new_release() {
+    let moto = Moto::start();
+    let url = moto.url();
+    create_bucket(&url, "unrec");
+    enable_versioning(&url, "unrec");
+    let proxy = Proxy::start(&url);
+    let a = site(&[("index.html", b"A")]);
+    let b = site(&[("index.html", b"B")]);
+    deploy(
+        &proxy.url(),
+        "unrec",
+        a.path(),
+        &[("BITBUCKET_BUILD_NUMBER", "1")],
+    )
+    .assert_code(0);
+    // Past the clock skew the pipe allows between the store and the runner.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    proxy.set_rules(vec![Rule::new(
+        Match::any().method("PUT").path_contains("state.json"),
+        Action::s3_error(403, "AccessDenied", "Access Denied"),
+    )]);
+    let run = deploy(
+        &proxy.url(),
+        "unrec",
+        b.path(),
+        &[("BITBUCKET_BUILD_NUMBER", "2")],
+    );
+    run.assert_code(1);
+    let last = run.stderr.lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with("✖ the deploy succeeded but its release was not recorded"),
+        "{}",
+        run.all()
+    );
+    proxy.clear_rules();
+    touch_all(b.path(), 60);
+    let run = deploy(
+        &proxy.url(),
+        "unrec",
+        b.path(),
+        &[("BITBUCKET_BUILD_NUMBER", "3")],
+    );
+    run.assert_code(0).assert_contains("Release 3 recorded");
+    assert!(
+        !run.all().contains("Nothing changed since release 1"),
+        "{}",
+        run.all()
+    );
+    let mut vars = key_vars(&url);
+    vars.extend([
+        ("S3_BUCKET", "unrec/site".to_string()),
+        ("ROLLBACK", "previous".to_string()),
+    ]);
+    run_pipe(&as_refs(&vars)).assert_code(0);
+    assert_eq!(get(&url, "unrec", "site/index.html"), b"A");
+}

@@ -491,7 +491,7 @@ async fn upload_bytes(
                 .set_checksum_algorithm(t.checksum.map(ChecksumAlgo::s3));
             let req = with_checksum!(req, t.checksum, md5);
             match apply_headers!(req, h).send().await {
-                Ok(r) => Ok(stored_put(&r)),
+                Ok(r) => Ok(stored_put(&r, t.checksum)),
                 Err(e) => Err(put_send_error(t.put_error(f, &e), &e)),
             }
         })
@@ -499,12 +499,16 @@ async fn upload_bytes(
 }
 
 /// What a PutObject answer says about the stored bytes.
-fn stored_put(r: &aws_sdk_s3::operation::put_object::PutObjectOutput) -> Stored {
+fn stored_put(
+    r: &aws_sdk_s3::operation::put_object::PutObjectOutput,
+    checksum: Option<ChecksumAlgo>,
+) -> Stored {
     Stored {
         etag: r.e_tag().map(str::to_string),
         etag_not_md5: etag_not_md5(r.server_side_encryption(), r.sse_customer_algorithm()),
         version_id: r.version_id().map(str::to_string),
         content_etag: None,
+        checksum_unconfirmed: checksum.is_some_and(|a| !verify::checksum_echoed(a, r)),
     }
 }
 
@@ -583,7 +587,7 @@ async fn upload_single(
                     });
                 }
                 match req.send().await {
-                    Ok(r) => Ok(stored_put(&r)),
+                    Ok(r) => Ok(stored_put(&r, t.checksum)),
                     Err(e) => Err(put_send_error(t.put_error(f, &e), &e)),
                 }
             },

@@ -49,6 +49,7 @@ pub(super) async fn draft(
             && done.reheadered.is_empty()
             && r.files.len() == live.objects
             && live.versioned == versioned
+            && !written_since(r.files, r.remote, live.time)
     });
     let state_unchanged = done.deleted.is_empty() && r.stale == r.loaded.state.stale;
     if let Some(live) = same_release.filter(|_| succeeded && !r.dry_run) {
@@ -155,6 +156,21 @@ pub(super) async fn draft(
             reheadered: done.reheadered.len(),
             unchanged: r.unchanged,
         }
+    })
+}
+
+/// Seconds a store's clock may run ahead of the runner's before an object written before a
+/// release was recorded looks written after it.
+const CLOCK_SKEW_SECS: i64 = 2;
+
+/// Whether an object of a local file was written after the release recorded at `time`: by a
+/// deploy whose release could not be recorded, or by another tool. The live objects are then
+/// not that release's, even when this run wrote nothing.
+fn written_since(files: &[LocalFile], remote: &[RemoteObject], time: i64) -> bool {
+    files.iter().any(|f| {
+        remote
+            .binary_search_by(|o| o.rel.as_str().cmp(f.rel.as_str()))
+            .is_ok_and(|j| remote[j].last_modified > time + CLOCK_SKEW_SECS)
     })
 }
 

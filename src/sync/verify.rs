@@ -212,17 +212,38 @@ pub(crate) struct Stored {
     /// The ETag these bytes have where ETags are MD5s, when the store's is not it (see
     /// [`Stored::checked_against`]): the release manifest records it.
     pub(crate) content_etag: Option<String>,
+    /// `--checksum-algorithm`'s checksum was sent, and the answer did not echo it back (AWS
+    /// does; Ceph RGW 16 accepts it and neither checks nor stores it).
+    pub(crate) checksum_unconfirmed: bool,
+}
+
+/// Whether a PutObject answer carries the checksum of `algo`: S3 returns the checksum it
+/// computed and checked (`x-amz-checksum-*`).
+pub(crate) fn checksum_echoed(
+    algo: ChecksumAlgo,
+    r: &aws_sdk_s3::operation::put_object::PutObjectOutput,
+) -> bool {
+    match algo {
+        ChecksumAlgo::Crc32 => r.checksum_crc32().is_some(),
+        ChecksumAlgo::Crc32c => r.checksum_crc32_c().is_some(),
+        ChecksumAlgo::Crc64Nvme => r.checksum_crc64_nvme().is_some(),
+        ChecksumAlgo::Sha1 => r.checksum_sha1().is_some(),
+        ChecksumAlgo::Sha256 => r.checksum_sha256().is_some(),
+    }
 }
 
 impl Stored {
     /// This answer, knowing the content's ETag `expected` (an MD5, or a multipart ETag):
     /// `content_etag` is set when the store's ETag is something else.
     pub(crate) fn checked_against(mut self, expected: &str) -> Stored {
-        let same = self
+        // No ETag in the answer (Ceph RGW 16 completes a multipart upload with an empty one)
+        // says nothing about the stored one: the listing will tell.
+        let differs = self
             .etag
             .as_deref()
-            .is_some_and(|e| e.trim_matches('"').eq_ignore_ascii_case(expected));
-        self.content_etag = (!same).then(|| expected.to_ascii_lowercase());
+            .map(|e| e.trim_matches('"'))
+            .is_some_and(|e| !e.is_empty() && !e.eq_ignore_ascii_case(expected));
+        self.content_etag = differs.then(|| expected.to_ascii_lowercase());
         self
     }
 }
@@ -241,6 +262,8 @@ pub(crate) enum SendError {
 pub(crate) struct Verifier {
     /// Set once the store gave two different ETags for the same bytes.
     random_etags: AtomicBool,
+    /// Set once an answer did not confirm the `--checksum-algorithm` checksum (said once).
+    unconfirmed_checksum: AtomicBool,
 }
 
 /// Whether `etag` (quotes allowed) is the MD5 hex `expected`, is something else, or says
@@ -293,6 +316,13 @@ impl Verifier {
                 ),
                 Ok(stored) => {
                     let stored = stored.checked_against(expected);
+                    if stored.checksum_unconfirmed
+                        && !self.unconfirmed_checksum.swap(true, Ordering::Relaxed)
+                    {
+                        out.warn(format!(
+                            "The store accepted {what} without confirming its --checksum-algorithm checksum (its answer carries no x-amz-checksum-* header, as AWS's does): it may not check them (Ceph RGW 16 does not); uploads there are verified by Content-MD5 only"
+                        ));
+                    }
                     if self.random_etags.load(Ordering::Relaxed) {
                         return Ok(stored);
                     }
@@ -393,6 +423,7 @@ mod tests {
             etag_not_md5: false,
             version_id: None,
             content_etag: None,
+            checksum_unconfirmed: false,
         }
     }
 
@@ -412,6 +443,26 @@ mod tests {
         both.extend_from_slice(&Md5Sum::of(b"a").raw);
         both.extend_from_slice(&Md5Sum::of(b"b").raw);
         assert_eq!(etag, format!("{}-2", Md5Sum::of(&both).hex));
+    }
+
+    #[test]
+    fn content_etags_only_where_the_stored_etag_differs() {
+        let md5 = "5d41402abc4b2a76b9719d911017c592";
+        assert_eq!(stored(md5).checked_against(md5).content_etag, None);
+        assert_eq!(
+            stored(&md5.to_uppercase())
+                .checked_against(md5)
+                .content_etag,
+            None
+        );
+        let kms = stored("0000000000000000000000000000000a").checked_against(md5);
+        assert_eq!(kms.content_etag.as_deref(), Some(md5));
+        assert_eq!(stored("").checked_against(md5).content_etag, None);
+        let none = Stored {
+            etag: None,
+            ..stored(md5)
+        };
+        assert_eq!(none.checked_against(md5).content_etag, None);
     }
 
     #[test]

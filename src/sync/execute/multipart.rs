@@ -218,6 +218,7 @@ async fn send_part(
                         ),
                         version_id: None,
                         content_etag: None,
+                        checksum_unconfirmed: false,
                     }),
                     Err(e) => Err(put_send_error(
                         explain(Op::Put, &t.bucket, Some(p.key), false, &e),
@@ -276,6 +277,7 @@ async fn complete(
                 etag_not_md5: not_md5 || etag_not_md5(r.server_side_encryption(), None),
                 version_id: r.version_id().map(str::to_string),
                 content_etag: None,
+                checksum_unconfirmed: false,
             };
             shared
                 .verifier
@@ -315,6 +317,7 @@ async fn completed_already(t: &Target, key: &str, expected: &str) -> Option<Stor
             etag_not_md5: false,
             version_id: h.version_id().map(str::to_string),
             content_etag: None,
+            checksum_unconfirmed: false,
         }),
         _ => None,
     }
