@@ -1,6 +1,6 @@
-//! The sync suite's fixture: [`Stage`] is a store (its own moto server) with a recording proxy
-//! in front of it and the bucket a pipeline deploys to; and the helpers that compare with what
-//! aws-cli does.
+//! The sync suite's fixture, on any store: [`Stage`] is a store (its own moto server, or a
+//! bucket on a shared one such as Ceph RGW) with a recording proxy in front of it and the
+//! bucket a pipeline deploys to; and the helpers that compare with what aws-cli does.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +32,16 @@ impl Stage {
             _moto: Some(moto),
             proxy: Proxy::start(&url),
             url,
+            bucket: bucket.to_string(),
+        }
+    }
+
+    /// A bucket that exists already on the store at `url` (e.g. from `Ceph::bucket`).
+    pub fn on(url: &str, bucket: &str) -> Stage {
+        Stage {
+            _moto: None,
+            proxy: Proxy::start(url),
+            url: url.to_string(),
             bucket: bucket.to_string(),
         }
     }
