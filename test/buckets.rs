@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::support::proxy::{Action, Match, Proxy, Rule};
+use crate::support::release::{release_ids, two_first_deploys_at_once};
 use crate::support::*;
 
 /// A deploy of `dir` to `bucket/site` through `endpoint`, deletes on, with `extra` on top.
@@ -301,81 +302,21 @@ fn a_store_that_refuses_if_match_records_every_release_and_says_what_is_left() {
 /// Today's code prints "Release N recorded" for both while only one is in the state.
 #[test]
 fn two_first_deploys_on_a_store_that_ignores_if_none_match_keep_both_releases() {
-    use crate::support::proxy::Gate;
     let moto = Moto::start();
     let url = moto.url();
     create_bucket(&url, "race");
     enable_versioning(&url, "race");
     let proxy = Proxy::start(&url);
     proxy.ignore_request_headers(&["if-none-match"]);
-    let reads = Gate::new();
-    let writes = Gate::new();
-    let state = || Match::any().path_contains("state.json");
-    proxy.set_rules(vec![
-        // Both read "no state"; both read back only after both wrote.
-        Rule::new(state().method("GET"), Action::Hold(reads.clone())).times(4),
-        Rule::new(state().method("PUT"), Action::Hold(writes.clone())).times(2),
-    ]);
-    let a = site(&[("index.html", b"a"), ("a.js", b"a")]);
-    let b = site(&[("index.html", b"b"), ("b.js", b"b")]);
-    let vars = |dir: &Path, build: &str| {
-        let mut v = key_vars(&proxy.url());
-        v.push(("S3_BUCKET", "race/site".to_string()));
-        v.push(("LOCAL_PATH", dir.display().to_string()));
-        v.push(("BITBUCKET_BUILD_NUMBER", build.to_string()));
-        v
-    };
-    let (va, vb) = (vars(a.path(), "1"), vars(b.path(), "2"));
-    let put_done = || {
-        proxy
-            .requests_where(|r| {
-                r.method == "PUT" && r.path.ends_with("state.json") && r.status == 200
-            })
-            .len()
-    };
-    let (ra, rb) = std::thread::scope(|s| {
-        let ha = s.spawn(|| pipe_command(&as_refs(&va), None).output().expect("run a"));
-        let hb = s.spawn(|| pipe_command(&as_refs(&vb), None).output().expect("run b"));
-        reads.wait_arrivals(2);
-        reads.release(2);
-        writes.wait_arrivals(2);
-        writes.release(1);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while put_done() < 1 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the first state write never ended"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        writes.release(2);
-        reads.wait_arrivals(4);
-        reads.release(4);
-        (ha.join().expect("thread"), hb.join().expect("thread"))
-    });
-    let text = |o: &std::process::Output| {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    };
-    assert!(ra.status.success(), "{}", text(&ra));
-    assert!(rb.status.success(), "{}", text(&rb));
-    let both = format!("{}{}", text(&ra), text(&rb));
+    let (ra, rb) = two_first_deploys_at_once(&proxy, "race");
+    ra.assert_code(0);
+    rb.assert_code(0);
+    let both = format!("{}{}", ra.all(), rb.all());
     assert!(
         both.contains("The release state read back is not the one just written"),
         "{both}"
     );
-    let state: serde_json::Value =
-        serde_json::from_slice(&get(&url, "race", "site/.s3-deploy-pipe/state.json"))
-            .expect("json");
-    let mut ids: Vec<String> = state["releases"]
-        .as_array()
-        .expect("releases")
-        .iter()
-        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let mut ids = release_ids(&url, "race");
     ids.sort();
     assert_eq!(ids, ["1", "2"]);
 }

@@ -3,57 +3,9 @@
 //! stores, does not check Content-MD5 itself) is caught by the ETag check and sent again.
 
 use crate::support::proxy::{Action, Match, Proxy, Recorded, Rule};
+use crate::support::stage::{Checked, Stage};
 use crate::support::*;
 use base64::Engine;
-use md5::{Digest, Md5};
-
-const PART: usize = 8 * 1024 * 1024;
-
-fn b64_md5(b: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Md5::digest(b))
-}
-
-const RULES: &str = r#"
-- pattern: "*.json"
-  compress: gzip
-"#;
-
-struct Fixture {
-    moto: Moto,
-    proxy: Proxy,
-    dir: tempfile::TempDir,
-    big: Vec<u8>,
-}
-
-fn fixture(bucket: &str) -> Fixture {
-    let moto = Moto::start();
-    let proxy = Proxy::start(&moto.url());
-    create_bucket(&moto.url(), bucket);
-    let big = noise(PART + PART / 2, 3); // two parts
-    let json = "{\"k\": \"value value value value value value value value value\"}\n".repeat(200);
-    let dir = site(&[
-        ("a.css", b"body { color: red }"),
-        ("index.html", b"<h1>hi</h1>"),
-        ("data.json", json.as_bytes()),
-        ("big.bin", big.as_slice()),
-    ]);
-    Fixture {
-        moto,
-        proxy,
-        dir,
-        big,
-    }
-}
-
-fn vars(fx: &Fixture, bucket: &str) -> Vec<(&'static str, String)> {
-    let mut v = key_vars(&fx.proxy.url());
-    v.extend([
-        ("S3_BUCKET", bucket.to_string()),
-        ("LOCAL_PATH", fx.dir.path().display().to_string()),
-        ("RULES", RULES.to_string()),
-    ]);
-    v
-}
 
 fn key_is(key: &str) -> impl Fn(&Recorded) -> bool + '_ {
     move |r: &Recorded| r.s3_key().as_deref() == Some(key)
@@ -61,39 +13,15 @@ fn key_is(key: &str) -> impl Fn(&Recorded) -> bool + '_ {
 
 #[test]
 fn every_upload_carries_the_content_md5_of_its_body() {
-    let fx = fixture("md5");
-    run_pipe(&as_refs(&vars(&fx, "md5"))).assert_code(0);
-    let writes: Vec<Recorded> = fx
-        .proxy
-        .requests()
-        .into_iter()
-        .filter(|r| r.is_put_object() || r.is_upload_part())
-        .collect();
-    // a.css, index.html, data.json (compressed), and two parts of big.bin.
-    assert_eq!(writes.len(), 5, "{writes:#?}");
-    for r in &writes {
-        let sent = r
-            .header("content-md5")
-            .unwrap_or_else(|| panic!("no Content-MD5 on {} {}?{}", r.method, r.path, r.query));
-        let want = if r.is_upload_part() {
-            let n: usize = r
-                .query_param("partNumber")
-                .and_then(|n| n.parse().ok())
-                .expect("partNumber");
-            let start = (n - 1) * PART;
-            b64_md5(&fx.big[start..(start + PART).min(fx.big.len())])
-        } else {
-            assert_eq!(r.body_len, r.body.len(), "small bodies are recorded whole");
-            b64_md5(&r.body)
-        };
-        assert_eq!(sent, want, "{} {}", r.path, r.query);
-    }
+    let fx = Checked::on(Stage::new("md5"));
+    run_pipe(&as_refs(&fx.vars())).assert_code(0);
+    fx.assert_every_upload_carried_its_content_md5();
 }
 
 #[test]
 fn a_body_changed_on_the_way_is_caught_and_sent_again() {
-    let fx = fixture("flip");
-    fx.proxy.set_rules(vec![
+    let fx = Checked::on(Stage::new("flip"));
+    fx.stage.proxy.set_rules(vec![
         Rule::new(
             Match::any().method("PUT").path_contains("a.css"),
             Action::CorruptBody,
@@ -110,14 +38,14 @@ fn a_body_changed_on_the_way_is_caught_and_sent_again() {
         )
         .times(1),
     ]);
-    let run = run_pipe(&as_refs(&vars(&fx, "flip")));
+    let run = run_pipe(&as_refs(&fx.vars()));
     run.assert_code(0)
         .assert_contains("the store holds other bytes than were sent for")
         .assert_contains("sending it again (attempt 2 of 3)");
-    let url = fx.moto.url();
+    let url = fx.stage.s3();
     assert_eq!(get(&url, "flip", "a.css"), b"body { color: red }");
     assert_eq!(get(&url, "flip", "big.bin"), fx.big);
-    let reqs = fx.proxy.requests();
+    let reqs = fx.stage.proxy.requests();
     assert_eq!(reqs.iter().filter(|r| key_is("a.css")(r)).count(), 2);
     assert_eq!(
         reqs.iter()
@@ -127,16 +55,16 @@ fn a_body_changed_on_the_way_is_caught_and_sent_again() {
         "only the damaged part is sent again"
     );
     // A second run finds everything in place: nothing is uploaded.
-    fx.proxy.set_rules(vec![]);
-    run_pipe(&as_refs(&vars(&fx, "flip")))
+    fx.stage.proxy.set_rules(vec![]);
+    run_pipe(&as_refs(&fx.vars()))
         .assert_code(0)
         .assert_contains("0 uploaded");
 }
 
 #[test]
 fn a_store_that_refuses_the_digest_gets_the_bytes_again() {
-    let fx = fixture("digest");
-    fx.proxy.set_rules(vec![
+    let fx = Checked::on(Stage::new("digest"));
+    fx.stage.proxy.set_rules(vec![
         Rule::new(
             Match::any().method("PUT").path_contains("index.html"),
             Action::s3_error(
@@ -147,17 +75,17 @@ fn a_store_that_refuses_the_digest_gets_the_bytes_again() {
         )
         .times(1),
     ]);
-    run_pipe(&as_refs(&vars(&fx, "digest")))
+    run_pipe(&as_refs(&fx.vars()))
         .assert_code(0)
         .assert_contains("they changed on the way (BadDigest");
-    assert_eq!(get(&fx.moto.url(), "digest", "index.html"), b"<h1>hi</h1>");
+    assert_eq!(get(&fx.stage.s3(), "digest", "index.html"), b"<h1>hi</h1>");
 }
 
 #[test]
 fn bytes_that_keep_arriving_changed_fail_the_upload_and_nothing_is_deleted() {
-    let fx = fixture("broken");
-    put(&fx.moto.url(), "broken", "stale.js", b"old");
-    fx.proxy.set_rules(vec![
+    let fx = Checked::on(Stage::new("broken"));
+    put(&fx.stage.s3(), "broken", "stale.js", b"old");
+    fx.stage.proxy.set_rules(vec![
         Rule::new(
             Match::any().method("PUT").path_contains("a.css"),
             Action::CorruptBody,
@@ -167,14 +95,14 @@ fn bytes_that_keep_arriving_changed_fail_the_upload_and_nothing_is_deleted() {
             Action::CorruptBody,
         ),
     ]);
-    let mut v = vars(&fx, "broken");
+    let mut v = fx.vars();
     v.push(("DELETE_FLAG", "true".to_string()));
     let run = run_pipe(&as_refs(&v));
     run.assert_code(1)
         .assert_contains("the store keeps storing other bytes than were sent for")
         .assert_contains("a.css")
         .assert_contains("part 1 of 2 of");
-    let keys = keys(&fx.moto.url(), "broken");
+    let keys = keys(&fx.stage.s3(), "broken");
     assert!(
         keys.contains(&"stale.js".to_string()),
         "no delete after a failed upload"

@@ -1,79 +1,11 @@
 //! Releases (#13): the delete grace period, the state in the bucket, concurrent deploys,
 //! rollback and the release list, against moto (and the recording proxy where requests count).
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::support::proxy::{Action, Match, Proxy, Rule};
+use crate::support::release::*;
 use crate::support::*;
-
-const STATE: &str = "site/.s3-deploy-pipe/state.json";
-
-/// The variables of a deploy of `dir` to `bucket/site` with deletes on.
-fn deploy_vars(
-    endpoint: &str,
-    bucket: &str,
-    dir: &Path,
-    build: &str,
-) -> Vec<(&'static str, String)> {
-    let mut v = key_vars(endpoint);
-    v.push(("S3_BUCKET", format!("{bucket}/site")));
-    v.push(("LOCAL_PATH", dir.display().to_string()));
-    v.push(("DELETE_FLAG", "true".into()));
-    v.push(("BITBUCKET_BUILD_NUMBER", build.into()));
-    v.push(("BITBUCKET_COMMIT", format!("commit{build}abcdef0123456789")));
-    v
-}
-
-fn with(
-    mut v: Vec<(&'static str, String)>,
-    extra: &[(&'static str, &str)],
-) -> Vec<(&'static str, String)> {
-    for (k, val) in extra {
-        v.retain(|(name, _)| name != k);
-        v.push((k, val.to_string()));
-    }
-    v
-}
-
-/// Run a deploy of `dir` to `bucket/site` (deletes on) with `extra` variables on top.
-fn deploy(
-    endpoint: &str,
-    bucket: &str,
-    dir: &Path,
-    build: &str,
-    extra: &[(&'static str, &str)],
-) -> Run {
-    run_pipe(&as_refs(&with(
-        deploy_vars(endpoint, bucket, dir, build),
-        extra,
-    )))
-}
-
-fn state(endpoint: &str, bucket: &str) -> serde_json::Value {
-    serde_json::from_slice(&get(endpoint, bucket, STATE)).expect("state.json is JSON")
-}
-
-fn stale_keys(endpoint: &str, bucket: &str) -> Vec<String> {
-    state(endpoint, bucket)["stale"]
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-/// Move the time a stale key became stale back by `secs`, as a test's way of letting time pass.
-fn age_stale(endpoint: &str, bucket: &str, key: &str, secs: i64) {
-    let mut s = state(endpoint, bucket);
-    let since = s["stale"][key].as_i64().expect("key is stale");
-    s["stale"][key] = serde_json::json!(since - secs);
-    put(
-        endpoint,
-        bucket,
-        STATE,
-        &serde_json::to_vec(&s).expect("json"),
-    );
-}
 
 #[test]
 fn grace_keeps_replaced_files_until_it_has_passed() {
@@ -347,20 +279,6 @@ fn concurrent_deploys_of_one_prefix_keep_both_releases() {
     let puts = proxy.requests_where(|r| r.method == "PUT" && r.path.contains("state.json"));
     assert!(puts.len() >= 3, "{puts:?}");
     assert!(puts.iter().all(|r| r.header("if-match").is_some()));
-}
-
-/// Objects and headers of the site (state left out), for comparing two buckets.
-fn snapshot(endpoint: &str, bucket: &str) -> BTreeMap<String, (Vec<u8>, BTreeMap<String, String>)> {
-    keys(endpoint, bucket)
-        .into_iter()
-        .map(|k| {
-            let rel = k.strip_prefix("site/").unwrap_or(&k).to_string();
-            let mut h = headers_of(endpoint, bucket, &k);
-            // A restored copy is a new version with a new date; ETags are compared (content).
-            h.remove("last-modified");
-            (rel, (get(endpoint, bucket, &k), h))
-        })
-        .collect()
 }
 
 #[test]

@@ -7,6 +7,8 @@
 
 pub mod ceph;
 pub mod proxy;
+pub mod release;
+pub mod stage;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
