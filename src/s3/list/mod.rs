@@ -176,7 +176,7 @@ async fn current_split(
     out: &Output,
 ) -> Result<Vec<RemoteObject>, S3Error> {
     let ranges = split.ranges();
-    if ranges.len() < 2 {
+    if ranges.len() < 2 || !ranges::lists_in_ranges(scope.bucket()) {
         return current(client, scope).await;
     }
     match in_ranges(client, scope, &ranges, split.concurrency()).await {

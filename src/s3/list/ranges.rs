@@ -41,7 +41,7 @@ pub(crate) struct Range {
 }
 
 impl Split {
-    /// One range: the prefix listed sequentially (rollback, and the release state).
+    /// One range: the prefix listed sequentially (a rollback).
     pub(crate) fn none() -> Split {
         Split::default()
     }
@@ -101,6 +101,13 @@ impl Split {
         ranges.push(Range { after, to: None });
         ranges
     }
+}
+
+/// Whether S3 can list this bucket in ranges: not a directory bucket (S3 Express One Zone,
+/// named `<base>--<zone-id>--x-s3`), which supports no StartAfter and does not list keys in
+/// order (ListObjectsV2 API reference).
+pub(crate) fn lists_in_ranges(bucket: &str) -> bool {
+    !bucket.ends_with("--x-s3")
 }
 
 /// An answer S3 would not give: the listing in ranges is not used (the prefix is listed

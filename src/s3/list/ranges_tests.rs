@@ -321,6 +321,13 @@ fn split_ranges_are_even_sorted_and_cover_every_key() {
 }
 
 #[test]
+fn directory_buckets_are_listed_in_one_sequence() {
+    assert!(!lists_in_ranges("site--usw2-az1--x-s3"));
+    assert!(lists_in_ranges("site"));
+    assert!(lists_in_ranges("x-s3-site"));
+}
+
+#[test]
 fn a_range_is_read_until_the_first_key_past_its_end() {
     // Keys a..j, the range (b, e]: a page of 3 ends at e exactly: one more page is read,
     // whose first key (f) is the next range's start.
