@@ -353,8 +353,14 @@ async fn prepare(
     crate::release::validate::manifest(&manifest, &release, writer.scope())
         .map_err(RollbackError::Refused)?;
     copy_settings_allowed(&manifest, &release, cfg).map_err(RollbackError::Refused)?;
-    let (current, _, all) =
-        crate::s3::list::list(writer.client(), writer.scope(), ListMode::AllVersions, out).await?;
+    let (current, _, all) = crate::s3::list::list(
+        writer.client(),
+        writer.scope(),
+        ListMode::AllVersions,
+        &crate::s3::list::Split::none(),
+        out,
+    )
+    .await?;
     let the_plan = plan(&manifest, &current, &all, &release.id)
         .map_err(|e| RollbackError::Refused(format!("{e}; nothing was changed")))?;
     if the_plan.restores.is_empty() && the_plan.delete_candidates.is_empty() {

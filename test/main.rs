@@ -13,6 +13,7 @@ mod foundation;
 mod iam;
 mod integrity;
 mod invalidate;
+mod listing;
 mod migration;
 mod network;
 mod releases;

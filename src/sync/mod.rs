@@ -116,6 +116,19 @@ pub(crate) async fn run(
         if dry_run { " (dry run)" } else { "" }
     ));
     let (files, scan, groups) = scan(cfg, &scope, out).await?;
+    // The local tree maps the bucket's keys: the listing runs in ranges of its keys, at once.
+    let page_keys = cfg
+        .request_extras
+        .page_size
+        .map_or(crate::s3::list::PAGE_KEYS, |n| {
+            usize::try_from(n).unwrap_or(1)
+        });
+    let split = crate::s3::list::Split::from_local(
+        &cfg.prefix,
+        files.iter().map(|f| f.rel.as_str()),
+        page_keys,
+        cfg.max_concurrency,
+    );
 
     // While the listing runs: compress the files whose rule asks for it (their size and MD5
     // are those of the compressed bytes) and hash the small files (checksum mode): most sites
@@ -130,7 +143,7 @@ pub(crate) async fn run(
     let prep = tokio::task::spawn_blocking(move || {
         prepare::prepare(files, &compressions, checksum, &stop)
     });
-    let listed = list_and_load(sdk, cfg, &scope, !dry_run, out).await;
+    let listed = list_and_load(sdk, cfg, &scope, &split, !dry_run, out).await;
     stop_hashing.store(true, Ordering::Relaxed);
     let Listed {
         site,
@@ -295,12 +308,14 @@ struct Listed {
     live_manifest: Option<Manifest>,
 }
 
-/// List the prefix and read the release state (concurrently), in the bucket's own region when
-/// S3 names another. `recording`: not a dry run (the versioning is read when releases are kept).
+/// List the prefix (in the ranges of `split`) and read the release state (concurrently), in the
+/// bucket's own region when S3 names another. `recording`: not a dry run (the versioning is
+/// read when releases are kept).
 async fn list_and_load(
     sdk: &SdkConfig,
     cfg: &SyncConfig,
     scope: &Scope,
+    split: &crate::s3::list::Split,
     recording: bool,
     out: &Output,
 ) -> Result<Listed, SyncError> {
@@ -331,7 +346,7 @@ async fn list_and_load(
         (store, (loaded, manifest))
     };
     let (mut listed, (mut store, (mut loaded, mut manifest))) = tokio::join!(
-        crate::s3::list::list(site.client(), scope, mode, out),
+        crate::s3::list::list(site.client(), scope, mode, split, out),
         load(state_store(sdk))
     );
     let mut site = site;
@@ -342,7 +357,7 @@ async fn list_and_load(
         let sdk_here = crate::s3::client::sdk_in_region(sdk, cfg, region, out);
         site = site.with_client(crate::s3::client::site_client(&sdk_here, cfg));
         (listed, (store, (loaded, manifest))) = tokio::join!(
-            crate::s3::list::list(site.client(), scope, mode, out),
+            crate::s3::list::list(site.client(), scope, mode, split, out),
             load(state_store(&sdk_here))
         );
     }

@@ -1,12 +1,19 @@
-//! Reading the bucket: the prefix's listing (once, paginated, no HEAD per object) and the
-//! bucket's versioning.
+//! Reading the bucket: the prefix's listing (once, no HEAD per object; in ranges listed at
+//! once, [`ranges`]) and the bucket's versioning.
+
+mod ranges;
+
+use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::SdkError;
+use tokio::sync::Semaphore;
 
 use super::error::{Op, S3Error};
 use super::scope::Scope;
 use crate::output::Output;
+use ranges::{Edge, Inconsistent, Range, Reader};
+pub(crate) use ranges::{PAGE_KEYS, Split};
 
 /// The bucket's versioning, as GetBucketVersioning tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +43,13 @@ pub(crate) enum ListMode {
 /// version (only with [`ListMode::AllVersions`] on a versioned bucket).
 pub(crate) type Listed = (Vec<RemoteObject>, Versioning, AllVersions);
 
-/// List the scope's site prefix (the state's keys left out) as `mode` says.
+/// List the scope's site prefix (the state's keys left out) as `mode` says; the current
+/// objects in the ranges of `split` ([`ListMode::AllVersions`]: in one sequence).
 pub(crate) async fn list(
     client: &Client,
     scope: &Scope,
     mode: ListMode,
+    split: &Split,
     out: &Output,
 ) -> Result<Listed, S3Error> {
     let bucket = scope.bucket();
@@ -73,7 +82,7 @@ pub(crate) async fn list(
     if mode != ListMode::AllVersions {
         // The versioning is read while the listing runs (one round trip less on the critical
         // path). The listing's error, when both fail, is the one to report.
-        let (versioning, objects) = tokio::join!(read, current(client, scope));
+        let (versioning, objects) = tokio::join!(read, current_split(client, scope, split, out));
         return Ok((objects?, versioning?, AllVersions::default()));
     }
     let versioning = read.await?;
@@ -106,7 +115,8 @@ pub(crate) struct RemoteObject {
 /// prefix, VersionId).
 pub(crate) type AllVersions = std::collections::HashSet<(String, String)>;
 
-/// List every object under `prefix` (empty or ending in `/`), sorted by `rel`.
+/// List every object under `prefix` (empty or ending in `/`), sorted by `rel`, in one
+/// sequence of pages.
 ///
 /// Keys ending in `/` are "folder" markers made by consoles; they have no local counterpart and
 /// are left alone (never deleted), as they hold no content. Keys of the pipe's own state
@@ -123,26 +133,171 @@ pub(crate) async fn current(client: &Client, scope: &Scope) -> Result<Vec<Remote
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| S3Error::from_sdk(Op::List, bucket, None, false, &e))?;
-        for o in page.contents() {
-            let Some(key) = o.key() else { continue };
-            let Some(rel) = key.strip_prefix(prefix) else {
-                continue;
-            };
-            if rel.is_empty() || rel.ends_with('/') || super::scope::is_reserved(key, state_prefix)
-            {
-                continue;
-            }
-            out.push(RemoteObject {
-                rel: rel.to_string(),
-                size: u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
-                etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
-                last_modified: o.last_modified().map(|t| t.secs()).unwrap_or(0),
-                version_id: None,
-            });
-        }
+        out.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| remote_object(o, prefix, state_prefix)),
+        );
     }
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(out)
+}
+
+/// A listed object as the plan sees it; `None` for a key outside the prefix, the prefix
+/// itself, a "folder" marker or a key of the state (see [`current`]).
+fn remote_object(
+    o: &aws_sdk_s3::types::Object,
+    prefix: &str,
+    state_prefix: &str,
+) -> Option<RemoteObject> {
+    let key = o.key()?;
+    let rel = key.strip_prefix(prefix)?;
+    if rel.is_empty() || rel.ends_with('/') || super::scope::is_reserved(key, state_prefix) {
+        return None;
+    }
+    Some(RemoteObject {
+        rel: rel.to_string(),
+        size: u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
+        etag: o.e_tag().unwrap_or_default().trim_matches('"').to_string(),
+        last_modified: o.last_modified().map(|t| t.secs()).unwrap_or(0),
+        version_id: None,
+    })
+}
+
+/// [`current`], in the ranges of `split`, listed at once (at most its concurrency of requests
+/// in flight). The same objects in the same order: the ranges partition the key space, and
+/// an answer that could make them differ ([`Inconsistent`]) is said in one INFO line and the
+/// prefix listed sequentially instead. Memory: the objects themselves, and the pages in
+/// flight.
+async fn current_split(
+    client: &Client,
+    scope: &Scope,
+    split: &Split,
+    out: &Output,
+) -> Result<Vec<RemoteObject>, S3Error> {
+    let ranges = split.ranges();
+    if ranges.len() < 2 || !ranges::lists_in_ranges(scope.bucket()) {
+        return current(client, scope).await;
+    }
+    match in_ranges(client, scope, &ranges, split.concurrency()).await {
+        Ok(objects) => Ok(objects),
+        Err(RangeError::S3(e)) => Err(e),
+        Err(RangeError::Inconsistent(why)) => {
+            out.info(format!(
+                "The store's answers to the listing in {} ranges are not S3's ({why}): listing s3://{}/{} in one sequence instead",
+                ranges.len(),
+                scope.bucket(),
+                scope.site_prefix()
+            ));
+            current(client, scope).await
+        }
+    }
+}
+
+/// Why a listing in ranges gave no result.
+#[derive(Debug)]
+enum RangeError {
+    /// A request failed: the listing fails, as the sequential one would.
+    S3(S3Error),
+    /// An answer S3 would not give: the caller lists sequentially.
+    Inconsistent(Inconsistent),
+}
+
+/// Every range at once (`concurrency` requests in flight), then the seams checked.
+async fn in_ranges(
+    client: &Client,
+    scope: &Scope,
+    ranges: &[Range],
+    concurrency: usize,
+) -> Result<Vec<RemoteObject>, RangeError> {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, range) in ranges.iter().cloned().enumerate() {
+        let (client, scope, permits) = (client.clone(), scope.clone(), permits.clone());
+        set.spawn(async move {
+            // The semaphore is never closed; the permit is held while the range is read.
+            let _permit = permits.acquire_owned().await.ok();
+            (i, list_range(&client, &scope, &range).await)
+        });
+    }
+    let mut parts: Vec<Option<(Vec<RemoteObject>, Edge)>> = vec![None; ranges.len()];
+    // The first failure ends the listing: dropping the set aborts the other ranges.
+    while let Some(joined) = set.join_next().await {
+        let (i, part) = match joined {
+            Ok(done) => done,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                return Err(RangeError::S3(S3Error::Request {
+                    op: Op::List,
+                    code: String::new(),
+                    message: format!("the listing was stopped ({e})"),
+                }));
+            }
+        };
+        parts[i] = Some(part?);
+    }
+    let parts: Vec<(Vec<RemoteObject>, Edge)> = parts.into_iter().flatten().collect();
+    let edges: Vec<Edge> = parts.iter().map(|(_, edge)| edge.clone()).collect();
+    ranges::check_seams(&edges, ranges).map_err(RangeError::Inconsistent)?;
+    // Each range's keys are sorted (checked) and the ranges follow each other: sorted.
+    let mut objects = Vec::with_capacity(parts.iter().map(|(o, _)| o.len()).sum());
+    for (part, _) in parts {
+        objects.extend(part);
+    }
+    Ok(objects)
+}
+
+/// One range's objects (as [`remote_object`] keeps them) and its edge.
+async fn list_range(
+    client: &Client,
+    scope: &Scope,
+    range: &Range,
+) -> Result<(Vec<RemoteObject>, Edge), RangeError> {
+    let (bucket, prefix, state_prefix) =
+        (scope.bucket(), scope.site_prefix(), scope.state_prefix());
+    let mut reader = Reader::new(prefix, range);
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        // As the SDK's paginator: StartAfter on every page (S3 follows the token).
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
+            .set_start_after(reader.start_after().map(str::to_string))
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .map_err(|e| {
+                let err = S3Error::from_sdk(Op::List, bucket, None, false, &e);
+                match err.code() {
+                    // A store without StartAfter (S3 has it since ListObjectsV2 exists).
+                    Some(code @ ("NotImplemented" | "InvalidArgument"))
+                        if reader.start_after().is_some() =>
+                    {
+                        RangeError::Inconsistent(Inconsistent::StartAfterRefused {
+                            code: code.to_string(),
+                        })
+                    }
+                    _ => RangeError::S3(err),
+                }
+            })?;
+        for o in page.contents() {
+            let Some(key) = o.key() else { continue };
+            if reader.key(key).map_err(RangeError::Inconsistent)?
+                && let Some(object) = remote_object(o, prefix, state_prefix)
+            {
+                out.push(object);
+            }
+        }
+        match reader
+            .page_end(page.is_truncated(), page.next_continuation_token())
+            .map_err(RangeError::Inconsistent)?
+        {
+            Some(next) => token = Some(next),
+            None => return Ok((out, reader.finish())),
+        }
+    }
 }
 
 /// As [`current`], from ListObjectVersions: the current version of every key, with its VersionId
