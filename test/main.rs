@@ -12,6 +12,7 @@ mod integrity;
 mod invalidate;
 mod migration;
 mod network;
+mod pace;
 mod releases;
 mod reliability;
 mod robustness;

@@ -4,6 +4,7 @@
 //! would, [`run_pipe`], then assert on the bucket's objects and headers and on the requests
 //! the [`proxy::Proxy`] saw.
 
+pub mod limit_proxy;
 pub mod proxy;
 
 use std::collections::BTreeMap;
