@@ -13,15 +13,15 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use crate::cancel::Cancel;
-use crate::config::{RollbackTarget, SyncConfig};
+use crate::config::{Concurrency, RollbackTarget, SyncConfig};
 use crate::output::Output;
 use crate::release::grace::GraceSummary;
 use crate::release::record::Draft;
 use crate::release::store::Store;
 use crate::release::{CopySettings, Entry, Manifest, Release, State, Versioning};
+use crate::s3::pace::{Gate, paced};
 use crate::s3::{AllVersions, CopyFrom, ListMode, Op, RemoteObject, S3Error, Scope, Writer};
 
 /// CopyObject copies at most 5 GiB in one request.
@@ -507,10 +507,18 @@ async fn restore_all(
         p.the_plan.restores.iter().partition(|r| !r.html);
     let mut restored: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
     let mut failed: Vec<(String, String)> = Vec::new();
+    let permits = Arc::new(Gate::new(cfg.max_concurrency));
+    let writer = match cfg.max_concurrency {
+        // The gate learns of throttled attempts from the client's own retries.
+        Concurrency::Adaptive { .. } => p
+            .writer
+            .with_client(paced(p.writer.client(), permits.clone())),
+        Concurrency::Fixed(_) => p.writer.clone(),
+    };
     let copy = Arc::new(CopyJob {
-        writer: p.writer.clone(),
+        writer,
         prefix: cfg.prefix.clone(),
-        permits: Semaphore::new(cfg.max_concurrency),
+        permits,
     });
     for tier in [first, html] {
         if !failed.is_empty() || cancel.is_cancelled() {
@@ -606,7 +614,8 @@ fn draft(
 struct CopyJob {
     writer: Writer,
     prefix: String,
-    permits: Semaphore,
+    /// The restores in flight (`MAX_CONCURRENCY`, fixed or adaptive).
+    permits: Arc<Gate>,
 }
 
 impl CopyJob {

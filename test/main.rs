@@ -16,6 +16,7 @@ mod invalidate;
 mod listing;
 mod migration;
 mod network;
+mod pace;
 mod releases;
 mod reliability;
 mod robustness;

@@ -277,6 +277,10 @@ fn hang_vars(proxy: &Proxy, dir: &tempfile::TempDir) -> Vec<(&'static str, Strin
         ("LOCAL_PATH", dir.path().display().to_string()),
         ("DELETE_FLAG", "true".to_string()),
         ("READ_TIMEOUT", "0".to_string()),
+        // Every PUT hangs, so none completes and an adaptive number of requests in flight
+        // stays at its start (32): the 50 small files would hold every permit and the part
+        // upload these tests wait for would never start. A fixed 64 leaves it room.
+        ("MAX_CONCURRENCY", "64".to_string()),
     ]);
     vars
 }

@@ -31,7 +31,9 @@ pub(crate) use raw::Secret;
 pub(crate) use releases::STATE_DIR;
 pub(crate) use releases::{Mode, RollbackTarget};
 pub(crate) use rules::{HeaderRule, HeaderSettings};
-pub(crate) use sync::{CompareMode, S3RequestExtras, SymlinkPolicy, SyncConfig, Verbosity};
+pub(crate) use sync::{
+    CompareMode, Concurrency, S3RequestExtras, SymlinkPolicy, SyncConfig, Verbosity,
+};
 
 use argparse::parse_extra_args;
 use connection::resolve_connection;

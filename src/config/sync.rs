@@ -8,26 +8,62 @@ use super::rules::{HeaderRule, HeaderSettings, resolve_headers, resolve_rules};
 use super::{Problems, RawVars, Secret, bool_var, int_var, non_empty};
 use crate::filter::{FilterRule, Filters};
 
-/// Default number of S3 requests in flight at once.
+/// The most S3 requests in flight when `MAX_CONCURRENCY` is unset: the pipe finds its level
+/// below this by itself (`s3::pace`).
 ///
-/// Uploads of small files are latency-bound, not bandwidth-bound, so more requests in flight
-/// means more throughput until the client's CPU (TLS, signing, hashing) or the server saturates.
-/// aws-cli uses 10 and s5cmd 256 workers. Measured with `bench/run` on the 2-core reference
-/// machine (BENCHMARKS.md; 16 / 32 / 64 / 128, medians of 5 interleaved runs):
+/// Uploads of small files are latency-bound, not bandwidth-bound: throughput is requests in
+/// flight divided by the round trip, until the client's CPU (TLS, signing, hashing) or the
+/// server saturates. Measured with `bench/run` on the 2-core reference machine (BENCHMARKS.md;
+/// fixed 16 / 32 / 64 / 128, medians of 5 interleaved runs):
 ///
 /// - 5,000 files of 1–20 KiB behind a 30 ms latency proxy (T3): 10.8 / 5.4 / 2.9 / 1.9 s.
-///   Each doubling up to 64 nearly doubles the throughput (2.0×, 1.85×); 128 gains 1.5× more.
+///   Each doubling nearly doubles the throughput.
 /// - The same files on loopback (T1): 1.30 / 1.62 / 1.60 / 1.53 s; one 1 GiB file (T2):
-///   6.8 / 6.9 / 6.9 / 6.4 s. With no latency, client and server fill both cores from 16 on
-///   and the levels are within the noise. Peak RSS: 15 / 17 / 20 / 27 MB (T1),
-///   21 / 28 / 45 / 73 MB (T2).
+///   6.8 / 6.9 / 6.9 / 6.4 s. With no latency, client and server fill both cores from 16 on.
 ///
-/// 64: at a 30 ms round trip that is about 2,100 requests/s, and it stays under S3's 3,500
-/// PUTs/s per prefix down to an 18 ms round trip, where 128 would pass it below 37 ms and turn
-/// the gain into 503 SlowDown retries. Raise `MAX_CONCURRENCY` for far-away buckets.
-pub(crate) const DEFAULT_MAX_CONCURRENCY: usize = 64;
+/// A bucket in another region answers in about 100 ms, where 64 in flight cap a deploy at 640
+/// requests/s. 256 (s5cmd's default number of workers) allows 2,560/s there, still under S3's
+/// 3,500 PUTs/s per prefix, which 100 ms would reach only at 350 in flight; nearer buckets
+/// reach that rate with fewer requests in flight, and the controller backs off on the 503
+/// SlowDown answers (and the rising latency) that come before it, so the ceiling is what a
+/// far bucket needs, not what every deploy uses.
+pub(crate) const DEFAULT_CEILING: usize = 256;
 /// Upper bound for `MAX_CONCURRENCY`: above this, the pipe would only queue in the HTTP pool.
 const MAX_MAX_CONCURRENCY: usize = 1024;
+
+/// How many S3 requests the sync (and a rollback's restore) has in flight at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Concurrency {
+    /// `MAX_CONCURRENCY` is set: exactly this many, never adapted.
+    Fixed(usize),
+    /// `MAX_CONCURRENCY` is unset: as many as the network and the store allow (`s3::pace`),
+    /// never more than `ceiling`.
+    Adaptive { ceiling: usize },
+}
+
+/// Listing requests in flight when `MAX_CONCURRENCY` is unset: the ranges of a 100,000-file
+/// tree are 101 requests, two rounds at 64 (the former fixed default); S3 serves 5,500 GETs a
+/// second per prefix, far above 64 in flight at any distance.
+const ADAPTIVE_LISTING: usize = 64;
+
+impl Concurrency {
+    /// The listing's ranges in flight at once: `MAX_CONCURRENCY` when set, else
+    /// [`ADAPTIVE_LISTING`] within the ceiling (the listing is over before the uploads
+    /// start, so the controller has nothing to learn from it yet).
+    pub(crate) fn listing(self) -> usize {
+        match self {
+            Concurrency::Fixed(n) => n,
+            Concurrency::Adaptive { ceiling } => ceiling.min(ADAPTIVE_LISTING),
+        }
+    }
+
+    /// The most requests that may ever be in flight at once.
+    pub(crate) fn most(self) -> usize {
+        match self {
+            Concurrency::Fixed(n) | Concurrency::Adaptive { ceiling: n } => n,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -70,7 +106,8 @@ pub(crate) struct SyncConfig {
     pub(crate) local_display: String,
     pub(crate) delete: bool,
     pub(crate) compare: CompareMode,
-    pub(crate) max_concurrency: usize,
+    /// `MAX_CONCURRENCY`: a fixed number of requests in flight, or the ceiling of an adaptive one.
+    pub(crate) max_concurrency: Concurrency,
     pub(crate) symlinks: SymlinkPolicy,
     /// The `--include`/`--exclude` rules as written (the config tests read them; the sync
     /// uses `filters`, compiled from them).
@@ -377,9 +414,14 @@ pub(super) fn resolve_sync(
         "MAX_CONCURRENCY",
         &raw.max_concurrency,
         (1usize, MAX_MAX_CONCURRENCY),
-        "the number of S3 requests in flight at once",
+        "the number of S3 requests in flight at once (unset: the pipe finds it)",
     )
-    .unwrap_or(DEFAULT_MAX_CONCURRENCY);
+    .map_or(
+        Concurrency::Adaptive {
+            ceiling: DEFAULT_CEILING,
+        },
+        Concurrency::Fixed,
+    );
     let symlinks = resolve_symlinks(raw, extra, p);
     let delete = bool_var(p, "DELETE_FLAG", &raw.delete_flag, false) || extra.delete;
     let allow_skipped_files = bool_var(p, "ALLOW_SKIPPED_FILES", &raw.allow_skipped_files, false);

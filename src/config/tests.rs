@@ -179,6 +179,54 @@ fn path_style_follows_the_endpoint_unless_set() {
     );
 }
 
+/// Unset, `MAX_CONCURRENCY` is the ceiling of an adaptive number; set, it is the number.
+#[test]
+fn max_concurrency_fixes_the_number_or_is_the_ceiling() {
+    let concurrency = |value: Option<&str>| {
+        let mut v = vec![("S3_BUCKET", "bkt"), ("LOCAL_PATH", ".")];
+        v.extend(value.map(|n| ("MAX_CONCURRENCY", n)));
+        resolve(&v).map(|c| c.job.sync().map(|s| s.max_concurrency))
+    };
+    let table: &[(Option<&str>, Option<Concurrency>)] = &[
+        (
+            None,
+            Some(Concurrency::Adaptive {
+                ceiling: sync::DEFAULT_CEILING,
+            }),
+        ),
+        (
+            Some(""),
+            Some(Concurrency::Adaptive {
+                ceiling: sync::DEFAULT_CEILING,
+            }),
+        ),
+        (Some("1"), Some(Concurrency::Fixed(1))),
+        (Some("64"), Some(Concurrency::Fixed(64))),
+        (Some("1024"), Some(Concurrency::Fixed(1024))),
+        (Some("0"), None),
+        (Some("1025"), None),
+        (Some("lots"), None),
+    ];
+    for (value, want) in table {
+        match want {
+            Some(want) => assert_eq!(concurrency(*value), Ok(Some(*want)), "{value:?}"),
+            None => assert_eq!(
+                problems_for(&[
+                    ("S3_BUCKET", "bkt"),
+                    ("LOCAL_PATH", "."),
+                    ("MAX_CONCURRENCY", value.unwrap_or_default())
+                ]),
+                vec!["MAX_CONCURRENCY"],
+                "{value:?}"
+            ),
+        }
+    }
+    assert_eq!(Concurrency::Fixed(8).most(), 8);
+    assert_eq!(Concurrency::Adaptive { ceiling: 256 }.most(), 256);
+    // The adaptive start is below the ceiling, so that it has room to grow.
+    const { assert!(sync::DEFAULT_CEILING > crate::s3::pace::INITIAL) };
+}
+
 #[test]
 fn timeouts_from_variables_and_flags() {
     let base = [("S3_BUCKET", "bkt"), ("LOCAL_PATH", ".")];

@@ -9,6 +9,7 @@ pub(crate) mod client;
 pub(crate) mod delete;
 pub(crate) mod error;
 pub(crate) mod list;
+pub(crate) mod pace;
 pub(crate) mod request_extras;
 pub(crate) mod scope;
 pub(crate) mod writer;

@@ -1,8 +1,9 @@
 //! Carry out a plan: non-HTML uploads and header re-applies, then the sampled objects' header
 //! re-applies, then HTML uploads, then deletes.
 //!
-//! Every S3 request takes a permit from one semaphore of `MAX_CONCURRENCY` permits, so single
-//! PUTs and multipart parts share one bound. Bodies stream from disk (a part is read only when
+//! Every S3 request takes a permit from one gate (`s3::pace::Gate`): `MAX_CONCURRENCY`
+//! permits when it is set, else as many as the network and the store allow, up to its ceiling.
+//! Single PUTs and multipart parts share that bound. Bodies stream from disk (a part is read only when
 //! its request is sent), so memory stays bounded whatever the file sizes. A multipart upload
 //! that fails is aborted. HTML waits until every other upload succeeded; deletes wait until
 //! every upload succeeded.
@@ -18,11 +19,14 @@ use aws_sdk_s3::types::MetadataDirective;
 use aws_smithy_types::byte_stream::Length;
 use tokio::sync::Semaphore;
 
+use crate::config::Concurrency;
+
 use crate::cancel::Cancel;
 use crate::compress;
 use crate::config::Verbosity;
 use crate::output::Output;
 use crate::s3::error::explain;
+use crate::s3::pace::{Gate, paced};
 use crate::s3::writer::DELETE_BATCH;
 use crate::s3::{Area, CopyFrom, Op, Writer};
 use crate::sync::etag::DEFAULT_PART_SIZE;
@@ -80,7 +84,8 @@ pub(crate) struct Target {
     pub(crate) dry_run: bool,
     pub(crate) verbosity: Verbosity,
     pub(crate) progress: bool,
-    pub(crate) max_concurrency: usize,
+    /// `MAX_CONCURRENCY`: fixed, or the ceiling of the adaptive number of requests in flight.
+    pub(crate) max_concurrency: Concurrency,
     /// `--checksum-algorithm`: its checksum of each body (and part) is sent with it.
     pub(crate) checksum: Option<ChecksumAlgo>,
 }
@@ -169,7 +174,8 @@ struct Shared {
     target: Target,
     cancel: Cancel,
     files: Vec<LocalFile>,
-    permits: Semaphore,
+    /// Every S3 request of the run holds one of its permits while it is in flight.
+    permits: Arc<Gate>,
     out: Output,
     done_files: AtomicU64,
     done_bytes: AtomicU64,
@@ -184,7 +190,7 @@ struct Shared {
 
 /// Carry out the plan.
 pub(crate) async fn execute(
-    target: Target,
+    mut target: Target,
     files: Vec<LocalFile>,
     plan: &Plan,
     out: &Output,
@@ -204,9 +210,16 @@ pub(crate) async fn execute(
     let total_files =
         (phase1.len() + phase2.len() + tiers.iter().map(Vec::len).sum::<usize>()) as u64;
     let total_bytes: u64 = plan.uploads.iter().map(|u| files[u.index].size).sum();
-    let concurrency = target.max_concurrency;
+    let concurrency = target.max_concurrency.most();
+    let permits = Arc::new(Gate::new(target.max_concurrency));
+    if let Concurrency::Adaptive { .. } = target.max_concurrency {
+        // The gate learns of throttled attempts from the client's own retries.
+        target.writer = target
+            .writer
+            .with_client(paced(target.writer.client(), permits.clone()));
+    }
     let shared = Arc::new(Shared {
-        permits: Semaphore::new(concurrency),
+        permits,
         target,
         cancel: cancel.clone(),
         files,
@@ -476,11 +489,12 @@ async fn upload_bytes(
     shared
         .verifier
         .send(&shared.out, &what, &md5.hex, &|| true, || async {
-            let _permit = shared
+            let mut permit = shared
                 .permits
                 .acquire()
                 .await
                 .map_err(|e| SendError::Other(e.to_string()))?;
+            permit.set_bytes(len);
             let req = t
                 .writer
                 .put(Area::Site, &t.key(&f.rel))
@@ -555,11 +569,12 @@ async fn upload_single(
             &md5.hex,
             &|| opened.unchanged(),
             || async {
-                let _permit = shared
+                let mut permit = shared
                     .permits
                     .acquire()
                     .await
                     .map_err(|e| SendError::Other(e.to_string()))?;
+                permit.set_bytes(f.size);
                 let body = ByteStream::read_from()
                     .path(&f.path)
                     .length(Length::Exact(f.size))

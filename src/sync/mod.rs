@@ -127,7 +127,7 @@ pub(crate) async fn run(
         &cfg.prefix,
         files.iter().map(|f| f.rel.as_str()),
         page_keys,
-        cfg.max_concurrency,
+        cfg.max_concurrency.listing(),
     );
 
     // While the listing runs: compress the files whose rule asks for it (their size and MD5

@@ -6,6 +6,7 @@
 //! the [`proxy::Proxy`] saw.
 
 pub mod ceph;
+pub mod limit_proxy;
 pub mod proxy;
 pub mod release;
 pub mod stage;

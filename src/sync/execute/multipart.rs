@@ -94,8 +94,8 @@ async fn create(
         .ok_or_else(|| "CreateMultipartUpload returned no upload ID".to_string())
 }
 
-/// Send every part, at most `MAX_CONCURRENCY` requests at once with the other uploads. The
-/// first failure (or a stop) cancels the parts still running.
+/// Send every part, within the requests in flight the gate allows (shared with the other
+/// uploads). The first failure (or a stop) cancels the parts still running.
 async fn send_parts(
     shared: &Arc<Shared>,
     f: &LocalFile,
@@ -187,11 +187,12 @@ async fn send_part(
             &md5.hex,
             &|| watch.unchanged(),
             || async {
-                let _permit = shared
+                let mut permit = shared
                     .permits
                     .acquire()
                     .await
                     .map_err(|e| SendError::Other(e.to_string()))?;
+                permit.set_bytes(p.len);
                 let body = ByteStream::read_from()
                     .path(p.path)
                     .offset(p.offset)
