@@ -10,8 +10,9 @@
    - a half-close from the client reaches the upstream (which answers after reading to the end
      of the stream), and the upstream's close reaches the client after its last bytes.
 2. CPU: REQUESTS (default 20,000) small HTTP/1.1 keep-alive exchanges over 64 connections,
-   direct, then through PROXY_BINARY and through bench/latency_proxy.py at 0 ms and at
-   30 ms; prints each proxy's CPU time (user+sys, from /proc) and µs per request.
+   direct, then through PROXY_BINARY at 0 ms and at 30 ms; prints the proxy's CPU time
+   (user+sys, from /proc) and µs per request. (Measured so against the Python proxy it
+   replaced, bench/latency_proxy.py: 9 against 19 µs at 0 ms, 14 against 36 µs at 30 ms.)
 
 Timings are printed, never asserted beyond the lower bound of the delay itself: the machine is
 shared.
@@ -25,8 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-PYTHON_PROXY = HERE.parent / "latency_proxy.py"
 DELAY_MS = 100
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -168,18 +167,16 @@ def cost(binary, requests):
         wall, n = await load(up_port, requests)
         print(f"direct: {n} requests in {wall:.2f} s")
         for delay in (0, 30):
-            for name, cmd in (("delay-proxy", [binary]),
-                              ("latency_proxy.py", [sys.executable, str(PYTHON_PROXY)])):
-                port = free_port()
-                upstream = f"127.0.0.1:{up_port}" if name == "delay-proxy" else str(up_port)
-                proc = await asyncio.to_thread(start_proxy, [*cmd, str(port), upstream, str(delay)], port)
-                c0 = cpu_seconds(proc.pid)
-                wall, n = await load(port, requests)
-                used = cpu_seconds(proc.pid) - c0
-                proc.terminate()
-                proc.wait()
-                print(f"{name} at {delay} ms: {n} requests in {wall:.2f} s, proxy CPU {used:.2f} s "
-                      f"({used / n * 1e6:.0f} µs per request)")
+            port = free_port()
+            proc = await asyncio.to_thread(
+                start_proxy, [binary, str(port), f"127.0.0.1:{up_port}", str(delay)], port)
+            c0 = cpu_seconds(proc.pid)
+            wall, n = await load(port, requests)
+            used = cpu_seconds(proc.pid) - c0
+            proc.terminate()
+            proc.wait()
+            print(f"delay-proxy at {delay} ms: {n} requests in {wall:.2f} s, proxy CPU {used:.2f} s "
+                  f"({used / n * 1e6:.0f} µs per request)")
         up.close()
     asyncio.run(run_all())
 
