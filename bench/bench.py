@@ -706,9 +706,9 @@ def report(b, args, started, loads):
     w("- Client and server run on the same machine and share its cores: every request costs CPU "
       "on both sides. The *client CPU* columns (user+sys from `/usr/bin/time`) and *server CPU* "
       "(from `/proc/PID/stat` before and after each run) show that split.")
-    w(f"- Runs: {args.reps} per tool for P1, P2, P3, L2 and the 5,000-file sweeps; {args.slow_reps} "
-      "for P4, P5, L1 and the 1 GiB sweep (slower scenarios); P6 300 runs after 20 warm-ups. Figures are "
-      "medians with (min–max); ratios are ratios of medians.")
+    w(f"- Runs: {args.reps} per tool for P1, P2, P3 and the 5,000-file sweeps; {args.slow_reps} for "
+      "P4, P5 and the 1 GiB sweep (slower scenarios; L1 and L2 state their rounds); P6 300 runs "
+      "after 20 warm-ups. Figures are medians with (min–max); ratios are ratios of medians.")
     w("- Initial uploads (P1, P4, sweeps) go to a new empty bucket for every run; the bucket's "
       "object count and bytes are checked after each run (the pipe's release state under "
       "`.s3-deploy-pipe/` left out).")

@@ -143,7 +143,7 @@ def report(b, h):
         lo, hi = b.notes.get("L1_load", (None, None))
         rounds = max(len(rs) for rs in R["L1"].values())
         w(f"**L1: no-op redeploy of 100,000 files** (a fresh CI clone: every mtime new, no content "
-          f"changed; *site100k*) against moto, {rounds} rounds; in each round every build runs "
+          f"changed; *site100k*) against moto, {rounds} round{'s' if rounds > 1 else ''}; in each round every build runs "
           f"at 0 and at 100 ms (the order of the builds and of the delays alternating). "
           f"Load average (1 min) {lo} at the start, {hi} at the end.")
         w("")
@@ -171,7 +171,7 @@ def report(b, h):
         lo, hi = b.notes.get("L2_load", (None, None))
         rounds = max(len(rs) for d in l2 for rs in R[f"L2@{d}"].values())
         w(f"**L2: initial upload of 3,000 files of 1–20 KiB** (*site3k*, "
-          f"{b.notes.get('site3k_bytes', 0) / h.MIB:.1f} MiB) to s3s-fs, {rounds} rounds per "
+          f"{b.notes.get('site3k_bytes', 0) / h.MIB:.1f} MiB) to s3s-fs, {rounds} round{'s' if rounds > 1 else ''} per "
           f"delay, the tools interleaved, a new bucket for every run. Load average (1 min) {lo} at "
           f"the start, {hi} at the end. Throughput: files per second of wall time (medians).")
         w("")
