@@ -50,6 +50,9 @@ def l1(b, h):
     started = _load()
     try:
         s.make_bucket("far-noop")
+        # Seeded by the pipe itself, although moto takes minutes for 100,000 PUTs over HTTP: a
+        # bucket filled any other way (e.g. in moto's process) is not a no-op for the pipe, whose
+        # first deploy then re-applies its headers to every object (CopyObject, as slow).
         h.log("L1 seed: s3-deploy-pipe uploads 100,000 files (moto, no delay)")
         seed = h.run("ours", tree, "far-noop", s)
         if s.count("far-noop") != (L1_FILES, total):
