@@ -40,6 +40,8 @@ from pathlib import Path
 import botocore.session
 from botocore.config import Config
 
+import distance
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "work"
 TOOLS_DIR = ROOT / "bench" / ".tools"
@@ -48,6 +50,8 @@ DEFAULT_PIPE = ROOT / "target" / "release" / "s3-deploy-pipe"
 PIPE = DEFAULT_PIPE  # --binary
 BASELINE = None  # --baseline: a second build of s3-deploy-pipe, measured beside PIPE
 S3S_FS = TOOLS_DIR / "bin" / "s3s-fs"
+# bench/delay-proxy, built by bench/run into its own target directory under bench/.tools
+DELAY_PROXY = TOOLS_DIR / "delay-proxy" / "release" / "delay-proxy"
 KEY, SECRET, REGION = "benchkey", "benchsecret", "us-east-1"
 PEERS = ["aws", "s5cmd", "ours"]  # main() appends "base" with --baseline, drops the peers with --no-peers
 PIPES = ["ours"]  # the builds of s3-deploy-pipe measured: "ours", and "base" with --baseline
@@ -214,20 +218,24 @@ class Server:
 
 
 class Delayed:
-    """`server` behind bench/latency_proxy.py: every response arrives `delay_ms` later."""
+    """`server` behind bench/delay-proxy: every response arrives `delay_ms` later."""
 
     def __init__(self, server, delay_ms):
         self.inner = server
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if not os.access(DELAY_PROXY, os.X_OK):
+            raise SystemExit(f"{DELAY_PROXY} is missing: bench/run builds it")
         self.proc = subprocess.Popen(
-            [str(VENV / "python"), str(ROOT / "bench" / "latency_proxy.py"), str(self.port),
-             str(server.port), str(delay_ms)], stdout=subprocess.DEVNULL)
+            [str(DELAY_PROXY), str(self.port), f"127.0.0.1:{server.port}", str(delay_ms)],
+            stdout=subprocess.DEVNULL)
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 break
             except OSError:
+                if self.proc.poll() is not None:
+                    raise SystemExit(f"delay-proxy exited with {self.proc.returncode}")
                 time.sleep(0.1)
 
     def __getattr__(self, name):
@@ -699,8 +707,8 @@ def report(b, args, started, loads):
       "on both sides. The *client CPU* columns (user+sys from `/usr/bin/time`) and *server CPU* "
       "(from `/proc/PID/stat` before and after each run) show that split.")
     w(f"- Runs: {args.reps} per tool for P1, P2, P3 and the 5,000-file sweeps; {args.slow_reps} for "
-      "P4, P5 and the 1 GiB sweep (slower scenarios); P6 300 runs after 20 warm-ups. Figures are "
-      "medians with (min–max); ratios are ratios of medians.")
+      "P4, P5 and the 1 GiB sweep (slower scenarios; L1 and L2 state their rounds); P6 300 runs "
+      "after 20 warm-ups. Figures are medians with (min–max); ratios are ratios of medians.")
     w("- Initial uploads (P1, P4, sweeps) go to a new empty bucket for every run; the bucket's "
       "object count and bytes are checked after each run (the pipe's release state under "
       "`.s3-deploy-pipe/` left out).")
@@ -717,11 +725,11 @@ def report(b, args, started, loads):
     w("")
     w("- **s3s-fs 0.14.1** (`cargo install s3s-fs@0.14.1 --locked --features binary`), storing on "
       "tmpfs (`/dev/shm`): a fast Rust S3 server. Its listings carry no ETags, so it serves only "
-      "scenarios that need no comparison: P1, P4 and the sweeps (T3 through "
-      f"`bench/latency_proxy.py`, which holds every response {LATENCY_MS} ms).")
+      "scenarios that need no comparison: P1, P4, the sweeps (T3 through "
+      f"`bench/delay-proxy`, which holds every response {LATENCY_MS} ms) and L2.")
     w("- **moto " + version([str(VENV / "python"), "-c", "import moto; print(moto.__version__)"])
       + "** (`bench/moto_server.py`): lists ETags, so checksum comparison works; slower (Python). "
-      "P2, P3, P5. The only change to moto is a faster ListObjectsV2 (each page found by "
+      "P2, P3, P5, L1. The only change to moto is a faster ListObjectsV2 (each page found by "
       "bisection and its XML written directly, same results): moto's own listing re-sorts every key "
       "for each page and renders about 1.3 ms per key, so the redeploy and no-op scenarios would "
       "have measured moto, not the clients. PUTs "
@@ -759,66 +767,64 @@ def report(b, args, started, loads):
         w(f"- *site100k*: 100,000 files of 100 B–2 KiB: {b.notes['site100k_bytes'] / MIB:.1f} MiB.")
     w("")
 
-    w("## Results")
-    w("")
-    w("| # | Scenario | Server | Tool | Wall time s, median (min–max) | Client CPU s | Server CPU s | Peak RSS MB | PUTs | s3-deploy-pipe is |")
-    w("|---|---|---|---|---|---|---|---|---|---|")
-    scen = {
-        "P1": ("Initial upload, 5,000 files of 1–20 KiB", "s3s-fs"),
-        "P1moto": ("Initial upload, 5,000 files (seed of P2/P3, 1 run)", "moto"),
-        "P2": ("CI redeploy: every mtime touched, no content change", "moto"),
-        "P3": ("One changed file among 5,000", "moto"),
-        "P4": ("One 1 GiB file", "s3s-fs"),
-        "P5seed": ("Initial upload, 100,000 files (seed of P5, 1 run)", "moto"),
-        "P5": ("No-op over 100,000 files", "moto"),
-    }
-    for k, (title, server) in scen.items():
-        if k not in R:
-            continue
-        ours = R[k].get("ours")
-        for t, rs in R[k].items():
-            if not rs:
-                continue
-            rel = ""
-            if t != "ours" and ours:
-                x = ratio(med(rs), med(ours))
-                rel = f"{x:.2f}× faster" if x >= 1 else f"{1 / x:.2f}× slower"
-            puts = fmt_puts(rs) if "puts" in rs[0] else "–"
-            w(f"| {k} | {title} | {server} | {NAMES[t]} | {fmt_s(rs)} | {fmt_cpu(rs)} | "
-              f"{statistics.median(r['server_cpu'] for r in rs):.2f} | {fmt_mb(rs)} | {puts} | {rel} |")
-    if "P6" in R:
-        for t, key in (("ours", "p6_hyperfine"), ("base", "p6_hyperfine_base")):
-            h = b.notes.get(key)
-            if not h:
-                continue
-            w(f"| P6 | Configuration error (exit 2), start-up to exit | none | {NAMES[t]} | "
-              f"{h['median'] * 1000:.2f} ms ({h['min'] * 1000:.2f}–{h['max'] * 1000:.2f} ms), mean "
-              f"{h['mean'] * 1000:.2f} ± {h['stddev'] * 1000:.2f} ms | – | – | – | – | |")
-    w("")
-    w("*s3-deploy-pipe is*: the peer's median wall time divided by ours on the same row's "
-      "scenario. Client CPU: user+sys of the tool's process (its children included). "
-      "PUTs: the distinct counts seen over the runs; `+ N state` the PUTs of the pipe's release "
-      "state (`state.json` and a manifest when a deploy changed something).")
-    w("")
-    if "P6" in R:
-        w("P6 command: `hyperfine -N -i --warmup 20 --runs 300 BINARY` (with a baseline: 6 "
-          "blocks of `--runs 50`, the two builds alternating) with "
-          "`S3_BUCKET=bench LOCAL_PATH=<missing folder>`; the run prints, and exits 2:")
+    # P1-P6 (L1 and L2 write their own section, bench/distance.py)
+    if any(k in R for k in ("P1", "P1moto", "P2", "P3", "P4", "P5seed", "P5", "P6")):
+        w("## Results")
         w("")
-        w("```")
-        w(b.notes["p6_output"])
-        w("```")
+        w("| # | Scenario | Server | Tool | Wall time s, median (min–max) | Client CPU s | Server CPU s | Peak RSS MB | PUTs | s3-deploy-pipe is |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        scen = {
+            "P1": ("Initial upload, 5,000 files of 1–20 KiB", "s3s-fs"),
+            "P1moto": ("Initial upload, 5,000 files (seed of P2/P3, 1 run)", "moto"),
+            "P2": ("CI redeploy: every mtime touched, no content change", "moto"),
+            "P3": ("One changed file among 5,000", "moto"),
+            "P4": ("One 1 GiB file", "s3s-fs"),
+            "P5seed": ("Initial upload, 100,000 files (seed of P5, 1 run)", "moto"),
+            "P5": ("No-op over 100,000 files", "moto"),
+        }
+        for k, (title, server) in scen.items():
+            if k not in R:
+                continue
+            ours = R[k].get("ours")
+            for t, rs in R[k].items():
+                if not rs:
+                    continue
+                rel = ""
+                if t != "ours" and ours:
+                    x = ratio(med(rs), med(ours))
+                    rel = f"{x:.2f}× faster" if x >= 1 else f"{1 / x:.2f}× slower"
+                puts = fmt_puts(rs) if "puts" in rs[0] else "–"
+                w(f"| {k} | {title} | {server} | {NAMES[t]} | {fmt_s(rs)} | {fmt_cpu(rs)} | "
+                  f"{statistics.median(r['server_cpu'] for r in rs):.2f} | {fmt_mb(rs)} | {puts} | {rel} |")
+        if "P6" in R:
+            for t, key in (("ours", "p6_hyperfine"), ("base", "p6_hyperfine_base")):
+                h = b.notes.get(key)
+                if not h:
+                    continue
+                w(f"| P6 | Configuration error (exit 2), start-up to exit | none | {NAMES[t]} | "
+                  f"{h['median'] * 1000:.2f} ms ({h['min'] * 1000:.2f}–{h['max'] * 1000:.2f} ms), mean "
+                  f"{h['mean'] * 1000:.2f} ± {h['stddev'] * 1000:.2f} ms | – | – | – | – | |")
         w("")
+        w("*s3-deploy-pipe is*: the peer's median wall time divided by ours on the same row's "
+          "scenario. Client CPU: user+sys of the tool's process (its children included). "
+          "PUTs: the distinct counts seen over the runs; `+ N state` the PUTs of the pipe's release "
+          "state (`state.json` and a manifest when a deploy changed something).")
+        w("")
+        if "P6" in R:
+            w("P6 command: `hyperfine -N -i --warmup 20 --runs 300 BINARY` (with a baseline: 6 "
+              "blocks of `--runs 50`, the two builds alternating) with "
+              "`S3_BUCKET=bench LOCAL_PATH=<missing folder>`; the run prints, and exits 2:")
+            w("")
+            w("```")
+            w(b.notes["p6_output"])
+            w("```")
+            w("")
 
     if base:
         w(baseline_table(b))
         w("")
 
     # Targets
-    w("## Targets")
-    w("")
-    w("| Target | Measured | Met |")
-    w("|---|---|---|")
     tgt = []
     if "P1" in R and "aws" in R["P1"]:
         o, a, s5 = med(R["P1"]["ours"]), med(R["P1"]["aws"]), med(R["P1"]["s5cmd"])
@@ -842,26 +848,33 @@ def report(b, args, started, loads):
     if "P6" in R:
         h = b.notes["p6_hyperfine"]
         tgt.append(("P6 ≤ 20 ms", f"{h['median'] * 1000:.2f} ms median, {h['max'] * 1000:.2f} ms max", h["median"] <= 0.020))
+    if tgt:
+        w("## Targets")
+        w("")
+        w("| Target | Measured | Met |")
+        w("|---|---|---|")
     for name, val, ok in tgt:
         w(f"| {name} | {val} | {'yes' if ok else '**no**'} |")
-    w("")
+    if tgt:
+        w("")
 
     # CPU split
-    w("## CPU: client and server")
-    w("")
-    w("Both processes share the 2 cores, so a scenario is bound by CPU when client + server CPU "
-      "approaches 2 × the wall time. Medians per run:")
-    w("")
-    w("| # | Tool | Wall s | Client CPU s | Server CPU s | Cores busy (client+server)/wall |")
-    w("|---|---|---|---|---|---|")
-    for k in ("P1", "P2", "P3", "P4", "P5", "T1", "T2", "T3"):
-        if k not in R:
-            continue
+    split = [k for k in ("P1", "P2", "P3", "P4", "P5", "T1", "T2", "T3") if k in R]
+    if split:
+        w("## CPU: client and server")
+        w("")
+        w("Both processes share the 2 cores, so a scenario is bound by CPU when client + server "
+          "CPU approaches 2 × the wall time. Medians per run:")
+        w("")
+        w("| # | Tool | Wall s | Client CPU s | Server CPU s | Cores busy (client+server)/wall |")
+        w("|---|---|---|---|---|---|")
+    for k in split:
         for t, rs in R[k].items():
             cw = statistics.median((cpu(r) + r["server_cpu"]) / r["wall"] for r in rs)
             w(f"| {k} | {NAMES.get(t, t)} | {med(rs):.3f} | {fmt_cpu(rs)} | "
               f"{statistics.median(r['server_cpu'] for r in rs):.2f} | {cw:.2f} |")
-    w("")
+    if split:
+        w("")
 
     # Sweeps
     for k, title in (("T1", "5,000 files of 1–20 KiB (s3s-fs)"), ("T2", "one 1 GiB file (s3s-fs)"),
@@ -876,6 +889,9 @@ def report(b, args, started, loads):
             w(f"| {lvl[1:]} | {fmt_s(rs)} | {fmt_cpu(rs)} | "
               f"{statistics.median(r['server_cpu'] for r in rs):.2f} | {fmt_mb(rs)} |")
         w("")
+    dist = distance.report(b, sys.modules[__name__])
+    if dist:
+        w(dist)
     if args.notes and Path(args.notes).exists():
         w(Path(args.notes).read_text().rstrip())
         w("")
@@ -897,11 +913,15 @@ def write_report(out: Path, text: str) -> None:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=5, help="runs per tool (P1, P2, P3, T1); default 5")
-    ap.add_argument("--slow-reps", type=int, default=5, help="runs for P4, P5, T2; default 5")
+    ap.add_argument("--reps", type=int, default=5,
+                    help="runs per tool (P1, P2, P3, T1, T3; L2 per delay); default 5")
+    ap.add_argument("--slow-reps", type=int, default=5,
+                    help="runs for P4, P5, T2; rounds of L1; default 5")
     ap.add_argument("--only", default="P1,P2,P3,P4,P5,P6,T3",
                     help="comma-separated scenarios; P1 includes the T1 sweep, P4 the T2 sweep, "
-                         "P2 includes P3; T3 is the sweep behind a latency proxy")
+                         "P2 includes P3; T3 is the sweep behind a latency proxy; L1 (~12 min, 8 of "
+                         "them seeding moto) and L2 (~5 min at 5 reps), the scenarios at a "
+                         "distance, run only when named")
     ap.add_argument("--add", action="store_true",
                     help="add the results to those of bench/work/results.json (same revision) "
                          "instead of starting afresh")
@@ -972,6 +992,10 @@ def main():
         b.p6()
     if "T3" in only:
         b.t3()
+    if "L1" in only:
+        distance.l1(b, sys.modules[__name__])
+    if "L2" in only:
+        distance.l2(b, sys.modules[__name__])
     loads = (load0, os.getloadavg()[0])
     (WORK / "results.json").write_text(json.dumps(
         {"results": b.results, "notes": b.notes, "reps": args.reps, "slow_reps": args.slow_reps,
