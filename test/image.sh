@@ -2,8 +2,10 @@
 # The container image, proven the way Bitbucket uses it.
 #
 # 1. Builds the static release binary (glibc, crt-static, non-PIE) for x86_64-unknown-linux-gnu
-#    and, cross-compiled with Debian's aarch64 toolchain, for aarch64-unknown-linux-gnu: an
-#    explicit --target keeps these RUSTFLAGS out of the host build cache.
+#    and, cross-compiled with Debian's aarch64 toolchain, for aarch64-unknown-linux-gnu, in one
+#    cargo invocation (so that the two builds share the build scripts and fill both cores
+#    while each target's single-codegen-unit crates compile): an explicit --target keeps these
+#    RUSTFLAGS out of the host build cache.
 # 2. Packages each with buildah (Dockerfile target `from-binary`: no registry is needed) as
 #    linux/amd64 and linux/arm64 images, joined in one multi-arch manifest list, and checks
 #    each: its architecture, at most 12 MB, entrypoint, no WORKDIR, OCI labels.
@@ -17,6 +19,9 @@
 # 4. Runs the arm64 binary under user-mode emulation (qemu-aarch64-static runs a static binary
 #    directly, no binfmt registration) for a real deploy against moto: an upload, a re-deploy
 #    that uploads nothing, an invalidation.
+#
+# `test/image.sh --prepare` only installs the tools (apt packages, the arm64 Rust target); .ci/run
+# starts it in the background while clippy and the tests run.
 #
 # Skips, saying so, only when buildah or podman cannot be installed or cannot run at all, or
 # when S3_DEPLOY_PIPE_IMAGE_TEST=skip (for CI containers that cannot start containers). Any
@@ -73,6 +78,11 @@ if [ ${#need[@]} -gt 0 ]; then
     skip "could not install ${need[*]} with apt-get"
   fi
 fi
+if ! rustup target list --installed | grep -qx "$ARM_TARGET"; then
+  step "rustup target add $ARM_TARGET"
+  timeout 600 rustup target add "$ARM_TARGET" || fail "rustup could not add $ARM_TARGET (the Rust standard library for arm64)"
+fi
+[ "${1:-}" != --prepare ] || exit 0
 buildah=(buildah --storage-driver vfs)
 podman=(podman --storage-driver vfs)
 if ! "${buildah[@]}" info >/dev/null 2>&1; then
@@ -85,10 +95,6 @@ test/setup # moto and awscli in .venv
 for tool in aarch64-linux-gnu-gcc qemu-aarch64-static; do
   command -v "$tool" >/dev/null || fail "$tool is missing: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
 done
-if ! rustup target list --installed | grep -qx "$ARM_TARGET"; then
-  step "rustup target add $ARM_TARGET"
-  timeout 600 rustup target add "$ARM_TARGET" || fail "rustup could not add $ARM_TARGET (the Rust standard library for arm64)"
-fi
 # Debian's cross compiler links the arm64 binary and builds aws-lc's C code for it.
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
   CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
@@ -97,12 +103,13 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 # The dependency policy, the pinned tools (cargo-auditable among them) and the SBOMs.
 test/supply-chain.sh
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-build_static() { # TARGET BINARY MACHINE (as `file` names it) OBJCOPY
-  step "cargo auditable build --release --target $1 ($STATIC_RUSTFLAGS)"
-  local start=$SECONDS kind
-  RUSTFLAGS="$STATIC_RUSTFLAGS" \
-    timeout 2400 cargo auditable build --release --locked --target "$1" --bin s3-deploy-pipe
-  echo "release build: $((SECONDS - start)) s"
+step "cargo auditable build --release --target $TARGET --target $ARM_TARGET ($STATIC_RUSTFLAGS)"
+start=$SECONDS
+RUSTFLAGS="$STATIC_RUSTFLAGS" timeout 2400 \
+  cargo auditable build --release --locked --target "$TARGET" --target "$ARM_TARGET" --bin s3-deploy-pipe
+echo "release builds: $((SECONDS - start)) s"
+check_static() { # TARGET BINARY MACHINE (as `file` names it) OBJCOPY
+  local kind
   kind=$(file -b "$2")
   echo "file: $kind"
   case "$kind" in
@@ -133,8 +140,8 @@ print(f"embedded dependency list: {len(have)} crates, all from Cargo.lock")
 PY
   rm -f "$deps"
 }
-build_static "$TARGET" "$BINARY" x86-64 objcopy
-build_static "$ARM_TARGET" "$ARM_BINARY" "ARM aarch64" aarch64-linux-gnu-objcopy
+check_static "$TARGET" "$BINARY" x86-64 objcopy
+check_static "$ARM_TARGET" "$ARM_BINARY" "ARM aarch64" aarch64-linux-gnu-objcopy
 
 # ---- 2. the images: one per platform, and the manifest list ----
 cp /etc/ssl/certs/ca-certificates.crt target/ca-certificates.crt
@@ -264,8 +271,10 @@ released() { aws s3 ls "s3://$1/.s3-deploy-pipe/state.json" >/dev/null 2>&1; }
 
 step "a. deploy examples/site to http://localhost:$port from inside the container"
 code=0
+# RELEASE_HISTORY: the release state is written on a bucket without versioning only when asked
+# (#26), and the deploy in the container must be able to write it.
 run_image -- AWS_ENDPOINT_URL="http://localhost:$port" S3_BUCKET=image-site \
-  DISTRIBUTION_ID="$distribution" DELETE_FLAG=true >"$work/a.log" 2>&1 || code=$?
+  DISTRIBUTION_ID="$distribution" DELETE_FLAG=true RELEASE_HISTORY=20 >"$work/a.log" 2>&1 || code=$?
 cat "$work/a.log"
 [ "$code" = 0 ] || fail "the deploy in the container exited $code"
 aws s3 ls --recursive s3://image-site
