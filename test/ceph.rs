@@ -56,26 +56,14 @@ fn a_site_deployed_to_rgw_has_its_bytes_and_content_types_and_a_fresh_clone_uplo
     }
     assert_eq!(stage.keys(), site_keys());
     assert_eq!(stage.put_keys(), site_keys());
-    for (key, body) in SITE {
-        assert_eq!(stage.get(key), *body, "bytes of {key}");
-        let h = stage.headers(key);
-        assert_eq!(h.get("etag"), Some(&local_md5(body)), "ETag of {key}");
-    }
-    let content_type = |key: &str| stage.headers(key).get("content-type").cloned();
-    assert_eq!(content_type("index.html").as_deref(), Some("text/html"));
-    assert_eq!(content_type("css/site.css").as_deref(), Some("text/css"));
-    assert_eq!(
-        content_type("js/app.js").as_deref(),
-        Some("text/javascript")
-    );
-    assert_eq!(
-        content_type("img/logo.svg").as_deref(),
-        Some("image/svg+xml")
-    );
-    assert_eq!(
-        content_type("data.json").as_deref(),
-        Some("application/json")
-    );
+    stage.assert_holds(SITE);
+    stage.assert_content_types(&[
+        ("index.html", "text/html"),
+        ("css/site.css", "text/css"),
+        ("js/app.js", "text/javascript"),
+        ("img/logo.svg", "image/svg+xml"),
+        ("data.json", "application/json"),
+    ]);
     let before = list(&stage.s3(), &bucket);
 
     // A fresh CI clone: every mtime is new, no content changed.

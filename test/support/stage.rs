@@ -111,6 +111,23 @@ impl Stage {
         headers_of(&self.url, &self.bucket, key)
     }
 
+    /// Each of `files` is an object with exactly its bytes, and the MD5 of them as its ETag.
+    pub fn assert_holds(&self, files: &[(&str, &[u8])]) {
+        for (key, body) in files {
+            assert_eq!(self.get(key), *body, "bytes of {key}");
+            let h = self.headers(key);
+            assert_eq!(h.get("etag"), Some(&local_md5(body)), "ETag of {key}");
+        }
+    }
+
+    /// Each object's Content-Type, as the store answers it.
+    pub fn assert_content_types(&self, want: &[(&str, &str)]) {
+        for (key, content_type) in want {
+            let got = self.headers(key).get("content-type").cloned();
+            assert_eq!(got.as_deref(), Some(*content_type), "Content-Type of {key}");
+        }
+    }
+
     /// ETag of every object, by key.
     pub fn etags(&self) -> BTreeMap<String, String> {
         list(&self.url, &self.bucket)
