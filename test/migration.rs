@@ -9,7 +9,6 @@
 //! size) is checked on the requests.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::proxy::Proxy;
 use crate::support::*;
@@ -57,21 +56,8 @@ fn atlassian_sync_args(vars: &[(String, String)]) -> Vec<String> {
 
 /// aws-cli from the project's virtualenv, straight at the emulator, in `cwd`.
 fn aws_cli(endpoint: &str, cwd: &Path, args: &[String], env: &[(String, String)]) -> Run {
-    let mut cmd = Command::new(venv_bin().join("aws"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        );
+    let mut cmd = aws_cli_command(endpoint);
+    cmd.args(args).current_dir(cwd);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -196,7 +196,7 @@ impl Store {
                 (Some(etag), Condition::Unquoted) => req.if_match(etag.trim_matches('"')),
             };
             let last = attempt == SAVE_ATTEMPTS;
-            let code = match req.send().await {
+            let err = match req.send().await {
                 Ok(_) => {
                     // Read back: the state must now be the one written.
                     let now = self.load(deployed_prefix).await?;
@@ -213,10 +213,10 @@ impl Store {
                     loaded = now;
                     continue;
                 }
-                Err(e) => (e.code().unwrap_or_default().to_string(), e),
+                Err(e) => e,
             };
-            match code {
-                (c, _) if c == "PreconditionFailed" || c == "ConditionalRequestConflict" => {
+            match err.code().unwrap_or_default() {
+                c @ ("PreconditionFailed" | "ConditionalRequestConflict") => {
                     let now = self.load(deployed_prefix).await?;
                     let unchanged = sent_etag.is_some() && now.etag == sent_etag;
                     if unchanged && c == "PreconditionFailed" {
@@ -233,14 +233,14 @@ impl Store {
                     }
                     loaded = now;
                 }
-                (c, _) if c == "NotImplemented" && condition != Condition::Off => {
+                "NotImplemented" if condition != Condition::Off => {
                     out.warn(format!(
                         "The store does not support conditional writes (If-Match / If-None-Match): the release state s3://{}/{key} is written without one and read back to confirm it; two deploys of this prefix finishing at the same moment could still lose one's release record",
                         self.bucket()
                     ));
                     condition = Condition::Off;
                 }
-                (_, e) => return Err(aws("writing the release state", self.bucket(), &key, &e)),
+                _ => return Err(aws("writing the release state", self.bucket(), &key, &err)),
             }
         }
         Err(self.lost_race(&key))

@@ -35,7 +35,7 @@ pub(super) struct Recording<'a> {
 
 /// The release to record, when the run succeeded, writes state and changed something.
 pub(super) async fn draft(
-    r: Recording<'_>,
+    mut r: Recording<'_>,
     done: &Executed,
     succeeded: bool,
     out: &Output,
@@ -86,7 +86,7 @@ pub(super) async fn draft(
             .filter(|f| !done.written.contains_key(&f.rel))
             .map(|f| f.rel.as_str())
             .collect();
-        let pre_read = r.live_manifest.as_ref();
+        let pre_read = r.live_manifest.take();
         known_versions(
             &r.store,
             &r.loaded.state,
@@ -201,7 +201,7 @@ pub(crate) fn copy_settings(groups: &[headers::Group]) -> BTreeMap<String, CopyS
 async fn known_versions(
     store: &Store,
     state: &State,
-    pre_read: Option<&Manifest>,
+    pre_read: Option<Manifest>,
     remote: &[RemoteObject],
     unchanged: &[&str],
     cfg: &SyncConfig,
@@ -216,7 +216,7 @@ async fn known_versions(
     };
     if let Some(live) = state.releases.last().filter(|r| r.versioned) {
         let manifest = match pre_read {
-            Some(m) => Ok(m.clone()),
+            Some(m) => Ok(m),
             None => store.get_manifest(&live.manifest).await,
         };
         match manifest {

@@ -490,6 +490,25 @@ pub fn headers_of(endpoint: &str, bucket: &str, key: &str) -> BTreeMap<String, S
     m
 }
 
+/// aws-cli from the project's virtualenv, aimed at `endpoint` with the fixture keys and nothing
+/// else of this machine's AWS set-up (no environment, config or credentials file).
+pub fn aws_cli_command(endpoint: &str) -> Command {
+    let mut cmd = Command::new(venv_bin().join("aws"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        );
+    cmd
+}
+
 /// Create a CloudFront distribution on the emulator; returns its ID.
 pub fn create_distribution(endpoint: &str) -> String {
     let out = Command::new(venv_bin().join("aws"))

@@ -170,25 +170,13 @@ pub fn multipart_etag(data: &[u8], part: usize) -> String {
 /// `aws s3 sync` from the project's virtualenv, straight at the store (aws-cli v1 crashes on
 /// Ceph RGW's error answers, whose Message is empty: use it for calls that succeed).
 pub fn aws_cli_sync(endpoint: &str, dir: &Path, target: &str, flags: &[&str]) {
-    let out = Command::new(venv_bin().join("aws"))
+    let out = aws_cli_command(endpoint)
         .arg("s3")
         .arg("sync")
         .arg(dir)
         .arg(target)
         .args(flags)
         .arg("--no-progress")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        )
         .output()
         .expect("run aws-cli (test/setup installs it)");
     assert!(
